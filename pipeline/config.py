@@ -1,0 +1,90 @@
+"""Settings from an optional TOML file, overridden by command-line options.
+
+Example `netready.toml`:
+
+    clickhouse = "chdb:netready-data/chdb"
+    windows = ["60", "300/60"]
+    lateness_s = 30
+    metros = ["北京", "上海"]          # registry; omit for "every metro seen"
+    reject_path = "netready-data/rejects.jsonl"
+
+    [policy]
+    field = "rtt_us"
+    threshold_us = 1000.0
+    required_share = 0.99
+    min_samples = 100
+
+    [limits]
+    max_name_bytes = 256
+    max_latency_us = 10000000
+    max_metros = 10000
+    max_links = 1000000
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .aggregate import AggregatorConfig
+from .coverage import Registry
+from .errors import ConfigError
+from .ingest import IngestConfig
+from .policy import DEFAULT_POLICY, SampleSharePolicy
+from .validate import Limits
+from .windows import DEFAULT_WINDOWS, WindowSpec
+
+DEFAULT_REJECT_PATH = Path("netready-data/rejects.jsonl")
+
+
+@dataclass
+class Settings:
+    clickhouse: str | None = None
+    windows: tuple[WindowSpec, ...] = DEFAULT_WINDOWS
+    lateness_s: int = 30
+    policy: SampleSharePolicy = DEFAULT_POLICY
+    metros: list[str] | None = None
+    reject_path: Path = DEFAULT_REJECT_PATH
+    limits: Limits = field(default_factory=Limits)
+    max_metros: int = 10_000
+    max_links: int = 1_000_000
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> "Settings":
+        if path is None:
+            return cls()
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+        settings = cls()
+        policy = data.pop("policy", None)
+        if policy is not None:
+            settings.policy = SampleSharePolicy(**policy)
+        limits = dict(data.pop("limits", {}))
+        settings.max_metros = int(limits.pop("max_metros", settings.max_metros))
+        settings.max_links = int(limits.pop("max_links", settings.max_links))
+        try:
+            settings.limits = Limits(**limits)
+        except TypeError as exc:
+            raise ConfigError(f"bad [limits] in {path}: {exc}") from exc
+        if "windows" in data:
+            settings.windows = tuple(WindowSpec.parse(str(w)) for w in data.pop("windows"))
+        for key in ("clickhouse", "lateness_s", "metros"):
+            if key in data:
+                setattr(settings, key, data.pop(key))
+        if "reject_path" in data:
+            settings.reject_path = Path(data.pop("reject_path"))
+        if data:
+            raise ConfigError(f"unknown settings in {path}: {', '.join(sorted(data))}")
+        return settings
+
+    def registry(self) -> Registry:
+        return Registry() if self.metros is None else Registry.from_list(self.metros)
+
+    def ingest_config(self) -> IngestConfig:
+        aggregator = AggregatorConfig(windows=self.windows, lateness_s=self.lateness_s,
+                                      policy=self.policy, max_metros=self.max_metros,
+                                      max_links=self.max_links)
+        return IngestConfig(aggregator=aggregator, limits=self.limits, registry=self.registry(),
+                            reject_path=self.reject_path)

@@ -1,0 +1,31 @@
+-- One row per (policy, window family, metro, window): exact counts, a mergeable
+-- histogram (sparse: bucket ids and counts, merge with sumMap) and the verdict.
+-- Rows are replaced by higher `version`s; query with FINAL.
+CREATE TABLE IF NOT EXISTS netready.metro_window
+(
+    metro $LC(String),
+    window_start DateTime('UTC'),
+    window_s UInt32,
+    hop_s UInt32,
+    policy $LC(String),
+    samples UInt64,
+    under_threshold UInt64,
+    share_under Float64,
+    min_us Float64,
+    max_us Float64,
+    sum_us Float64,
+    mean_us Float64,
+    p50_us Float64,
+    p95_us Float64,
+    p99_us Float64,
+    compliant UInt8,
+    hist_bucket Array(UInt16) $CODEC(ZSTD(3)),
+    hist_count Array(UInt64) $CODEC(ZSTD(3)),
+    links UInt32,
+    version UInt64,
+    landed_at DateTime('UTC') DEFAULT now()
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(window_start)
+ORDER BY (policy, window_s, hop_s, metro, window_start)
+$TTL(window_start + INTERVAL 10 YEAR);
