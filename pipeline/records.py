@@ -1,7 +1,7 @@
 """The canonical telemetry record, in the columnar form every decoder produces.
 
 Decoders turn JSON, Avro, Arrow and Parquet into Arrow tables with exactly the
-columns of RAW_SCHEMA (types may be looser before validation); `validate`
+columns and types of CLEAN_SCHEMA (values not yet range-checked); `validate`
 then turns them into CLEAN_SCHEMA tables and `Reject`s. Names meet integer
 ids only in `pipeline.index`.
 """
