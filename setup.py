@@ -47,7 +47,8 @@ setup(
         "prometheus-client>=0.20",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.2", "hypothesis>=6.100", "pandas>=2.1", "polars>=1.0"],
+        "test": ["pytest>=8", "pytest-timeout>=2.2", "hypothesis>=6.100", "pandas>=2.1", "polars>=1.0",
+                 "pyyaml>=6"],
     },
     entry_points={"console_scripts": ["netready=pipeline.cli:run"]},
 )

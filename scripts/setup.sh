@@ -19,9 +19,10 @@ apt_install() {
     fi
 }
 
-# A C++ compiler for the kernel; a CJK font so charts show Chinese metro names.
+# A C++ compiler for the kernel; a CJK font so charts show Chinese metro names;
+# docker-compose (no engine needed) so tests can validate docker-compose.yml.
 if command -v apt-get >/dev/null; then
-    apt_install g++ fonts-wqy-microhei
+    apt_install g++ fonts-wqy-microhei docker-compose
 fi
 
 if [ ! -x .venv/bin/python ]; then
