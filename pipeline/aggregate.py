@@ -61,25 +61,28 @@ class WindowAggregator:
         """Aggregate a CLEAN_SCHEMA table; rows stay in arrival order."""
         encoded = self.index.encode(table)
         values = table[self.config.policy.field]
-        reasons = encoded.refused
+        refused = encoded.metro_id < 0
         missing = pc.is_null(values).to_numpy(zero_copy_only=False)
-        if missing.any():
-            reasons = [r or ("missing_field" if m else None) for r, m in zip(reasons, missing)]
-        refused_mask = np.array([r is not None for r in reasons], dtype=bool)
-        keep = ~refused_mask
-        ts_ns = table["ts_ns"].to_numpy()[keep]
-        metro_id = encoded.metro_id[keep]
-        link_id = encoded.link_id[keep]
-        value_us = pc.fill_null(values, 0.0).to_numpy()[keep]
-        late = self.kernel.ingest(np.ascontiguousarray(ts_ns), np.ascontiguousarray(link_id),
-                                  np.ascontiguousarray(metro_id), np.ascontiguousarray(value_us))
-        self._note_first_seen(metro_id[~late], ts_ns[~late])
-        kept_rows = table.filter(pa.array(keep))
-        refused = table.filter(pa.array(refused_mask))
-        refused = refused.append_column("reason", pa.array([r for r in reasons if r is not None],
-                                                           type=pa.string()))
-        return Outcome(late=kept_rows.filter(pa.array(late)), refused=refused,
-                       watermark_ns=self.kernel.watermark_ns, accepted=int((~late).sum()))
+        refused_any = refused | missing
+        if refused_any.any():
+            keep = ~refused_any
+            reasons = np.where(refused, encoded.refused, "missing_field")[refused_any]
+            refused_rows = table.filter(pa.array(refused_any)).append_column(
+                "reason", pa.array(reasons.tolist(), type=pa.string()))
+            table = table.filter(pa.array(keep))
+            metro_id, link_id = encoded.metro_id[keep], encoded.link_id[keep]
+            values = table[self.config.policy.field]
+        else:
+            refused_rows = table.schema.append(pa.field("reason", pa.string())).empty_table()
+            metro_id, link_id = encoded.metro_id, encoded.link_id
+        ts_ns = _numpy(table["ts_ns"], np.int64)
+        late = self.kernel.ingest(ts_ns, np.ascontiguousarray(link_id), np.ascontiguousarray(metro_id),
+                                  _numpy(values, np.float64))
+        on_time = ~late
+        self._note_first_seen(metro_id[on_time], ts_ns[on_time])
+        late_rows = table.filter(pa.array(late)) if late.any() else table.schema.empty_table()
+        return Outcome(late=late_rows, refused=refused_rows, watermark_ns=self.kernel.watermark_ns,
+                       accepted=int(on_time.sum()))
 
     def finish(self) -> None:
         """End of a finite input: every remaining window is emitted."""
@@ -91,12 +94,19 @@ class WindowAggregator:
     def _note_first_seen(self, metro_id: np.ndarray, ts_ns: np.ndarray) -> None:
         if not len(metro_id):
             return
-        order = np.lexsort((ts_ns, metro_id))
-        ids, first = np.unique(metro_id[order], return_index=True)
-        for metro, ts in zip(ids.tolist(), ts_ns[order][first].tolist()):
+        n = len(self.index.metros)
+        first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(first, metro_id, ts_ns)
+        for metro in np.flatnonzero(first < np.iinfo(np.int64).max).tolist():
             known = self.metro_first_seen_ns.get(metro)
-            if known is None or ts < known:
-                self.metro_first_seen_ns[metro] = ts
+            if known is None or first[metro] < known:
+                self.metro_first_seen_ns[metro] = int(first[metro])
 
     def metro_first_seen(self) -> dict[str, int]:
         return {self.index.metros[m]: ts for m, ts in self.metro_first_seen_ns.items()}
+
+
+def _numpy(column: pa.ChunkedArray, dtype) -> np.ndarray:
+    """A contiguous numpy copy-free view where Arrow allows it."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    return np.ascontiguousarray(array.to_numpy(zero_copy_only=False), dtype=dtype)

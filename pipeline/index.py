@@ -22,7 +22,7 @@ class Encoded:
 
     metro_id: np.ndarray  # int32, -1 where refused
     link_id: np.ndarray  # int32, -1 where refused
-    refused: list[str | None]
+    refused: np.ndarray  # object: reason code or None per row
 
 
 class NameIndex:
@@ -46,11 +46,10 @@ class NameIndex:
         link_map = np.array([self._link(key) for key in link_keys], dtype=np.int32)
         link_id = link_map[link_codes] if len(link_codes) else np.empty(0, dtype=np.int32)
 
-        refused: list[str | None] = [None] * len(metro_id)
+        refused = np.full(len(metro_id), None, dtype=object)
         bad = np.flatnonzero((metro_id < 0) | (link_id < 0))
-        for row in bad.tolist():
-            refused[row] = "metro_cap" if metro_id[row] < 0 else "link_cap"
         if len(bad):
+            refused[bad] = np.where(metro_id[bad] < 0, "metro_cap", "link_cap")
             link_id[bad] = -1
             metro_id[bad] = -1
         return Encoded(metro_id=metro_id, link_id=link_id, refused=refused)

@@ -30,6 +30,7 @@ from .warehouse.migrations import migrate
 from .windows import NS_PER_S
 
 LAND_EVERY_LINK_ROWS = 200_000
+CHUNK_ROWS = 262_144
 
 
 @dataclass(frozen=True)
@@ -109,11 +110,17 @@ def ingest_paths(paths: Iterable[str | Path], warehouse: Warehouse, config: Inge
     aggregator = WindowAggregator(config.aggregator)
     lander = Lander(warehouse, config.aggregator.policy, config.aggregator.windows, config.registry)
     pending: list = []
+    late_rows: list = []
     span = [None, None]  # earliest and latest window start landed, in s
 
     def land(force: bool) -> None:
         pending.extend(aggregator.take_windows())
-        if not pending or (not force and sum(len(w.links) for w in pending) < LAND_EVERY_LINK_ROWS):
+        if not force and sum(len(w.links) for w in pending) < LAND_EVERY_LINK_ROWS:
+            return
+        for rows, watermark_ns, source in late_rows:
+            lander.land_late(rows, watermark_ns, source)
+        late_rows.clear()
+        if not pending:
             return
         version = new_version()
         metro_rows = metro_window_table(pending, aggregator.index, config.aggregator.policy, version)
@@ -130,7 +137,7 @@ def ingest_paths(paths: Iterable[str | Path], warehouse: Warehouse, config: Inge
     with _Rejects(config.reject_path) as rejects:
         for path in paths:
             source = str(path)
-            for chunk in read_path(path):
+            for chunk in read_path(path, chunk_rows=CHUNK_ROWS):
                 read = chunk.table.num_rows + len(chunk.rejects)
                 summary.samples_read += read
                 rejects.add(chunk.rejects)
@@ -146,7 +153,7 @@ def ingest_paths(paths: Iterable[str | Path], warehouse: Warehouse, config: Inge
                     summary.samples_late += outcome.late.num_rows
                     rejects.add_rows(outcome.late, source, "late",
                                      f"window already emitted (watermark {outcome.watermark_ns} ns)")
-                    lander.land_late(outcome.late, outcome.watermark_ns, source)
+                    late_rows.append((outcome.late, outcome.watermark_ns, source))
                 land(force=False)
                 if progress:
                     progress(read)

@@ -68,6 +68,10 @@ def _bad_latency(values: pa.ChunkedArray, max_us: float) -> pa.ChunkedArray:
 
 
 def _bad_name(names: pa.ChunkedArray, max_bytes: int) -> pa.ChunkedArray:
-    length = pc.binary_length(names)
-    return pc.or_(pc.or_(pc.equal(length, 0), pc.greater(length, max_bytes)),
-                  pc.match_substring_regex(names, _CONTROL))
+    """Checked once per distinct name (telemetry repeats a few thousand names millions of times)."""
+    encoded = pc.dictionary_encode(names.combine_chunks() if isinstance(names, pa.ChunkedArray) else names)
+    distinct = encoded.dictionary
+    length = pc.binary_length(distinct)
+    bad = pc.or_(pc.or_(pc.equal(length, 0), pc.greater(length, max_bytes)),
+                 pc.match_substring_regex(distinct, _CONTROL))
+    return pc.take(bad, encoded.indices)
