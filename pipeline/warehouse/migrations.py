@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
+
 from .base import Features, Warehouse
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "clickhouse"
@@ -65,7 +67,8 @@ def migrate(warehouse: Warehouse, schema_dir: Path = SCHEMA_DIR) -> list[int]:
         for statement in migration.statements(features):
             warehouse.execute(statement)
         if migration.version not in done:
-            warehouse.execute("INSERT INTO netready.schema_migrations (version, name) VALUES "
-                              f"({migration.version}, '{migration.name}')")
+            warehouse.insert("schema_migrations", pa.table({
+                "version": pa.array([migration.version], type=pa.uint32()),
+                "name": pa.array([migration.name], type=pa.string())}))
             applied.append(migration.version)
     return applied

@@ -26,38 +26,8 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-STACK_SH = REPO / "scripts" / "stack.sh"
 # Must match NETREADY_ALERT_WEBHOOK_URL used by `stack.sh up` (same default).
 WEBHOOK_URL = os.environ.get("NETREADY_ALERT_WEBHOOK_URL", "http://127.0.0.1:19099/hook")
-
-
-def _stack_status() -> tuple[dict[str, str], int, str]:
-    proc = subprocess.run(
-        ["bash", str(STACK_SH), "status"], capture_output=True, text=True, timeout=60
-    )
-    values = {}
-    for line in proc.stdout.splitlines():
-        name, sep, value = line.partition("=")
-        if sep:
-            values[name.strip()] = value.strip()
-    return values, proc.returncode, proc.stdout + proc.stderr
-
-
-@pytest.fixture(scope="session")
-def stack() -> dict[str, str]:
-    """Endpoints of a running stack; skip (or fail if required) when it is down."""
-    values, rc, output = _stack_status()
-    if rc != 0:
-        down = sorted(k for k, v in values.items() if v == "down")
-        reason = (
-            f"local stack is not fully up (down: {', '.join(down) or '?'}; "
-            f"`scripts/stack.sh status` exit {rc}). Start it with `scripts/stack.sh up`."
-        )
-        if os.environ.get("NETREADY_REQUIRE_STACK") == "1":
-            pytest.fail(reason + "\n" + output, pytrace=False)
-        pytest.skip(reason)
-    return values
 
 
 def _run(cmd: list[str], *, input: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
