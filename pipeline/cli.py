@@ -48,7 +48,7 @@ def _warehouse(settings: Settings):
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--window", "windows", multiple=True, metavar="LEN[/HOP]",
               help="Window family in seconds, repeatable (default: 60 and 300/60).")
-@click.option("--lateness-s", type=int, help="Allowed lateness behind the highest event time (default 30).")
+@click.option("--lateness-s", type=click.IntRange(min=0), help="Allowed lateness behind the highest event time (default 30).")
 @click.option("--metro", "metros", multiple=True, help="Registry of metros for coverage (default: every metro seen).")
 @click.option("--reject-file", type=click.Path(dir_okay=False), help="Where rejected records go (JSON Lines).")
 @click.option("--strict", is_flag=True, help="Exit with status 3 if any record was rejected.")
@@ -204,7 +204,7 @@ def demo(ctx, data_dir, metros, hours) -> None:
 
 def run() -> None:
     try:
-        main(standalone_mode=False)
+        code = main(standalone_mode=False)
     except NetreadyError as exc:
         click.echo(f"netready: error: {exc}", err=True)
         sys.exit(1)
@@ -215,3 +215,6 @@ def run() -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         sys.exit(130)
+    # Without standalone mode click returns the code of `ctx.exit(code)` instead of raising it.
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -60,7 +60,10 @@ class Settings:
         settings = cls()
         policy = data.pop("policy", None)
         if policy is not None:
-            settings.policy = SampleSharePolicy(**policy)
+            try:
+                settings.policy = SampleSharePolicy(**policy)
+            except TypeError as exc:  # unknown key or a value of the wrong type
+                raise ConfigError(f"bad [policy] in {path}: {exc}") from exc
         limits = dict(data.pop("limits", {}))
         settings.max_metros = int(limits.pop("max_metros", settings.max_metros))
         settings.max_links = int(limits.pop("max_links", settings.max_links))
@@ -73,6 +76,8 @@ class Settings:
         for key in ("clickhouse", "lateness_s", "metros"):
             if key in data:
                 setattr(settings, key, data.pop(key))
+        if type(settings.lateness_s) is not int or settings.lateness_s < 0:
+            raise ConfigError(f"lateness_s in {path} must be a non-negative integer of seconds")
         if "reject_path" in data:
             settings.reject_path = Path(data.pop("reject_path"))
         if data:

@@ -13,6 +13,7 @@ from typing import BinaryIO, Iterator
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from .chunk import RAW_PREVIEW_BYTES, DecodedChunk
@@ -83,6 +84,8 @@ class JsonLinesDecoder:
                 continue
             if table.num_rows != len(ends):  # blank lines were skipped: positions would shift
                 return None
+            if not _finite(table):  # NaN/Infinity literals are not JSON: let the reference path say so
+                return None
             if ts_type != self._ts_types[0]:
                 self._ts_types.reverse()
             positions = np.arange(first_line, first_line + len(ends), dtype=np.int64)
@@ -126,6 +129,12 @@ def json_error(raw: bytes, exc: Exception) -> tuple[str, str]:
     if "surrogate" in str(exc):
         return "invalid_utf8", str(exc)
     return "malformed_json", str(exc)
+
+
+def _finite(table: pa.Table) -> bool:
+    """No NaN or infinite latency: pyarrow's reader accepts the NaN/Infinity literals orjson refuses."""
+    return not any(pc.any(pc.invert(pc.is_finite(table.column(name)))).as_py()
+                   for name in ("rtt_us", "one_way_us"))
 
 
 class _LazyLines:

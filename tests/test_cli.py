@@ -1,0 +1,169 @@
+"""The `netready` command line, run as users run it (a subprocess of the console script)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from pipeline import __version__
+from pipeline.policy import DEFAULT_POLICY, SampleSharePolicy
+from pipeline.warehouse import open_warehouse
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def ok(proc):
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def landed(tmp_path_factory, netready_in):
+    """`simulate` a small scenario to Parquet, then `ingest` it into a fresh embedded warehouse."""
+    root = tmp_path_factory.mktemp("cli")
+    data = root / "telemetry.parquet"
+    proc = ok(netready_in(root, "simulate", "--out", data, "--metros", 6, "--routers", 2,
+                          "--links", 2, "--duration-s", 1200, "--interval-s", 1, "--seed", 3))
+    assert data.exists() and data.stat().st_size > 0 and "wrote" in proc.stdout
+    url = f"chdb:{root / 'ch'}"
+    proc = ok(netready_in(root, "--clickhouse", url, "ingest", data, "--reject-file",
+                          root / "rejects.jsonl", "--json"))
+    summary = json.loads(proc.stdout)
+    assert summary["sources"] == [str(data)] and summary["metro_window_rows"] > 0
+    return root, url, summary
+
+
+def test_version(netready):
+    proc = ok(netready("--version"))
+    assert __version__ in proc.stdout and "netready" in proc.stdout
+
+
+def test_ingest_summary_is_consistent(landed):
+    _, _, s = landed
+    assert s["samples_read"] == s["samples_accepted"] + s["samples_late"] + s["samples_rejected"]
+    assert s["samples_accepted"] > 10_000
+    assert s["coverage_window_rows"] > 0 and s["daily_rows"] > 0
+
+
+def test_report_writes_png_and_json(landed, netready_in):
+    root, url, _ = landed
+    png = root / "out" / "report.png"
+    proc = ok(netready_in(root, "--clickhouse", url, "report", "--png", png, "--json"))
+    assert png.exists() and png.stat().st_size > 1000
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    report = json.loads(proc.stdout)
+    assert report["policy"] == DEFAULT_POLICY.id and report["window"] == "60"
+    assert report["png"] == str(png)
+    assert report["coverage_window"]["count"] > 0
+    first = report["coverage_window"]["first"]
+    assert 0.0 <= first["coverage"] <= 1.0 and first["metros_total"] >= first["metros_compliant"]
+    assert report["coverage_daily"] and all(0.0 <= d["coverage"] <= 1.0 for d in report["coverage_daily"])
+    assert len(report["metros"]) == 6
+
+    proc = ok(netready_in(root, "--clickhouse", url, "report", "--window", "300/60", "--png",
+                          root / "sliding.png"))
+    assert "policy" in proc.stdout and (root / "sliding.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_sql_json_and_csv(landed, netready_in):
+    root, url, summary = landed
+    query = "SELECT count() FROM netready.metro_window"
+    rows = json.loads(ok(netready_in(root, "--clickhouse", url, "sql", query, "--format", "json")).stdout)
+    assert rows == [{"count()": summary["metro_window_rows"]}]
+
+    out = ok(netready_in(root, "--clickhouse", url, "sql", query, "--format", "csv")).stdout
+    assert list(csv.reader(io.StringIO(out))) == [["count()"], [str(summary["metro_window_rows"])]]
+
+    table = ok(netready_in(root, "--clickhouse", url, "sql",
+                           "SELECT metro, count() AS n FROM netready.metro_window FINAL "
+                           "GROUP BY metro ORDER BY metro")).stdout
+    assert "metro" in table and len(table.strip().splitlines()) == 2 + 6
+
+
+def test_sql_error_is_reported_cleanly(landed, netready_in):
+    root, url, _ = landed
+    proc = netready_in(root, "--clickhouse", url, "sql", "SELECT * FROM netready.no_such_table")
+    assert proc.returncode != 0
+    assert "netready: error:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_migrate_twice_is_idempotent(netready, tmp_path):
+    url = f"chdb:{tmp_path / 'ch'}"
+    first = ok(netready("--clickhouse", url, "migrate")).stdout
+    assert "applied [1, 2, 3, 4, 5, 6]" in first
+    second = ok(netready("--clickhouse", url, "migrate")).stdout
+    assert "applied nothing new" in second
+    rows = json.loads(ok(netready("--clickhouse", url, "sql",
+                                  "SELECT version, count() AS n FROM netready.schema_migrations "
+                                  "GROUP BY version ORDER BY version", "--format", "json")).stdout)
+    assert rows == [{"version": v, "n": 1} for v in range(1, 7)]
+
+
+@pytest.mark.parametrize("spec", ["70/60", "0", "abc", "60/0"])
+def test_bad_window_is_a_clear_error(netready, tmp_path, spec):
+    data = tmp_path / "one.jsonl"
+    data.write_text('{"ts": 1764546000000000000, "metro": "a", "router": "r", "link": "l", "rtt_us": 1}\n')
+    proc = netready("--clickhouse", f"chdb:{tmp_path / 'ch'}", "ingest", data, "--window", spec)
+    assert proc.returncode != 0
+    assert proc.stderr.startswith("netready: error:"), proc.stderr
+    assert "window" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_config_policy_changes_the_policy_id_in_rows(landed, netready, tmp_path):
+    root, _, _ = landed
+    data = root / "telemetry.parquet"
+    config = tmp_path / "netready.toml"
+    config.write_text('windows = ["60"]\n\n[policy]\nthreshold_us = 800\n')
+    url = f"chdb:{tmp_path / 'ch'}"
+    ok(netready("--config", config, "--clickhouse", url, "ingest", data, "--reject-file",
+                tmp_path / "r.jsonl"))
+    ok(netready("--clickhouse", url, "ingest", data, "--window", "60", "--reject-file",
+                tmp_path / "r.jsonl"))  # the same data under the default policy, side by side
+    strict = SampleSharePolicy(threshold_us=800)
+    assert strict.id == "sample-share.v1:rtt_us<800@0.99/min100"
+
+    # Read back in-process (the subprocesses have exited, so the data directory is free).
+    with open_warehouse(url) as wh:
+        def sql(query: str) -> list[dict]:
+            return wh.query(query).to_pylist()
+
+        by_policy = {r["policy"]: r for r in sql(
+            "SELECT policy, sum(samples) AS n, sum(under_threshold) AS under, count() AS rows "
+            "FROM netready.metro_window FINAL GROUP BY policy")}
+        assert set(by_policy) == {strict.id, DEFAULT_POLICY.id}
+        assert by_policy[strict.id]["n"] == by_policy[DEFAULT_POLICY.id]["n"]
+        assert by_policy[strict.id]["rows"] == by_policy[DEFAULT_POLICY.id]["rows"]
+        assert by_policy[strict.id]["under"] < by_policy[DEFAULT_POLICY.id]["under"]
+        for table in ("coverage_window", "metro_daily", "coverage_daily"):
+            assert {r["policy"] for r in sql(f"SELECT DISTINCT policy FROM netready.{table}")} == \
+                {strict.id, DEFAULT_POLICY.id}, table
+        definitions = {r["id"]: json.loads(r["definition"]) for r in sql(
+            "SELECT id, definition FROM netready.policies FINAL")}
+        assert definitions[strict.id]["threshold_us"] == 800
+        runs = sql("SELECT policy, windows FROM netready.ingest_runs")
+        assert {(r["policy"], r["windows"]) for r in runs} == {(strict.id, "60"), (DEFAULT_POLICY.id, "60")}
+
+
+def test_bad_config_is_a_clear_error(netready, tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text("[policy]\nthreshold_us = -5\n")
+    proc = netready("--config", config, "migrate")
+    assert proc.returncode != 0 and "threshold_us" in proc.stderr and "Traceback" not in proc.stderr
+    config.write_text("[policy]\nthresold_us = 800\n")  # typo: a clear error, not a traceback
+    proc = netready("--config", config, "migrate")
+    assert proc.returncode != 0 and "thresold_us" in proc.stderr and "Traceback" not in proc.stderr
+    config.write_text("lateness_s = 'soon'\n")
+    proc = netready("--config", config, "migrate")
+    assert proc.returncode != 0 and "lateness_s" in proc.stderr and "Traceback" not in proc.stderr
+    config.write_text("colour = 'blue'\n")
+    proc = netready("--config", config, "migrate")
+    assert proc.returncode != 0 and "unknown settings" in proc.stderr and "colour" in proc.stderr
+
+
+def test_negative_lateness_is_a_usage_error(netready, tmp_path):
+    data = tmp_path / "one.jsonl"
+    data.write_text('{"ts": 1764546000000000000, "metro": "a", "router": "r", "link": "l", "rtt_us": 1}\n')
+    proc = netready("--clickhouse", f"chdb:{tmp_path / 'ch'}", "ingest", data, "--lateness-s", "-5")
+    assert proc.returncode == 2 and "--lateness-s" in proc.stderr and "Traceback" not in proc.stderr
