@@ -42,6 +42,8 @@ class Outcome:
 
     late: pa.Table  # CLEAN_SCHEMA rows whose window had already been emitted
     refused: pa.Table  # CLEAN_SCHEMA rows refused, with a `reason` column
+    late_positions: np.ndarray  # source positions of the late rows
+    refused_positions: np.ndarray  # source positions of the refused rows
     watermark_ns: int | None = None
     accepted: int = 0
 
@@ -57,8 +59,14 @@ class WindowAggregator:
                              cfg.windows_ns)
         self.metro_first_seen_ns: dict[int, int] = {}
 
-    def add(self, table: pa.Table) -> Outcome:
-        """Aggregate a CLEAN_SCHEMA table; rows stay in arrival order."""
+    def add(self, table: pa.Table, positions: np.ndarray | None = None) -> Outcome:
+        """Aggregate a CLEAN_SCHEMA table; rows stay in arrival order.
+
+        `positions` (line numbers, offsets) travel with the rows so that late and
+        refused rows can be reported where they came from.
+        """
+        if positions is None:
+            positions = np.full(table.num_rows, -1, dtype=np.int64)
         encoded = self.index.encode(table)
         values = table[self.config.policy.field]
         refused = encoded.metro_id < 0
@@ -69,11 +77,14 @@ class WindowAggregator:
             reasons = np.where(refused, encoded.refused, "missing_field")[refused_any]
             refused_rows = table.filter(pa.array(refused_any)).append_column(
                 "reason", pa.array(reasons.tolist(), type=pa.string()))
+            refused_positions = positions[refused_any]
             table = table.filter(pa.array(keep))
+            positions = positions[keep]
             metro_id, link_id = encoded.metro_id[keep], encoded.link_id[keep]
             values = table[self.config.policy.field]
         else:
             refused_rows = table.schema.append(pa.field("reason", pa.string())).empty_table()
+            refused_positions = positions[:0]
             metro_id, link_id = encoded.metro_id, encoded.link_id
         ts_ns = _numpy(table["ts_ns"], np.int64)
         late = self.kernel.ingest(ts_ns, np.ascontiguousarray(link_id), np.ascontiguousarray(metro_id),
@@ -81,7 +92,8 @@ class WindowAggregator:
         on_time = ~late
         self._note_first_seen(metro_id[on_time], ts_ns[on_time])
         late_rows = table.filter(pa.array(late)) if late.any() else table.schema.empty_table()
-        return Outcome(late=late_rows, refused=refused_rows, watermark_ns=self.kernel.watermark_ns,
+        return Outcome(late=late_rows, refused=refused_rows, late_positions=positions[late],
+                       refused_positions=refused_positions, watermark_ns=self.kernel.watermark_ns,
                        accepted=int(on_time.sum()))
 
     def finish(self) -> None:

@@ -24,7 +24,7 @@ from .landing import DAY_S, Lander, new_version
 from .records import Reject
 from .rejects import RejectCounter, RejectWriter
 from .tabulate import link_window_table, metro_window_table
-from .validate import Limits, validate
+from .validate import Limits, validate_with_positions
 from .warehouse import Warehouse
 from .warehouse.migrations import migrate
 from .windows import NS_PER_S
@@ -95,9 +95,11 @@ class _Rejects:
         else:
             self.counter.add(rejects)
 
-    def add_rows(self, rows: pa.Table, source: str, reason: str | list[str], detail: str) -> None:
+    def add_rows(self, rows: pa.Table, positions, source: str, reason: str | list[str],
+                 detail: str) -> None:
         reasons = reason if isinstance(reason, list) else [reason] * rows.num_rows
-        self.add([Reject(source, -1, r, detail, row_json(rows, i)) for i, r in enumerate(reasons)])
+        self.add([Reject(source, int(positions[i]), r, detail, row_json(rows, i))
+                  for i, r in enumerate(reasons)])
 
 
 def ingest_paths(paths: Iterable[str | Path], warehouse: Warehouse, config: IngestConfig,
@@ -141,17 +143,17 @@ def ingest_paths(paths: Iterable[str | Path], warehouse: Warehouse, config: Inge
                 read = chunk.table.num_rows + len(chunk.rejects)
                 summary.samples_read += read
                 rejects.add(chunk.rejects)
-                clean, invalid = validate(chunk, config.limits, config.now_ns)
+                clean, positions, invalid = validate_with_positions(chunk, config.limits, config.now_ns)
                 rejects.add(invalid)
-                outcome = aggregator.add(clean)
+                outcome = aggregator.add(clean, positions)
                 summary.samples_accepted += outcome.accepted
                 if outcome.refused.num_rows:
-                    rejects.add_rows(outcome.refused.drop_columns(["reason"]), source,
+                    rejects.add_rows(outcome.refused.drop_columns(["reason"]), outcome.refused_positions, source,
                                      outcome.refused["reason"].to_pylist(),
                                      "refused by the metro/link caps or the policy's field")
                 if outcome.late.num_rows:
                     summary.samples_late += outcome.late.num_rows
-                    rejects.add_rows(outcome.late, source, "late",
+                    rejects.add_rows(outcome.late, outcome.late_positions, source, "late",
                                      f"window already emitted (watermark {outcome.watermark_ns} ns)")
                     late_rows.append((outcome.late, outcome.watermark_ns, source))
                 land(force=False)

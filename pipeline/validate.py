@@ -31,6 +31,13 @@ class Limits:
 
 def validate(chunk: DecodedChunk, limits: Limits, now_ns: int | None = None) -> tuple[pa.Table, list[Reject]]:
     """(valid rows as a CLEAN_SCHEMA table in original order, rejects for the others)."""
+    clean, _positions, rejects = validate_with_positions(chunk, limits, now_ns)
+    return clean, rejects
+
+
+def validate_with_positions(chunk: DecodedChunk, limits: Limits, now_ns: int | None = None
+                            ) -> tuple[pa.Table, np.ndarray, list[Reject]]:
+    """Like `validate`, plus the source position of every valid row (for later rejects)."""
     table = chunk.table
     if now_ns is None:
         now_ns = time.time_ns()
@@ -58,7 +65,7 @@ def validate(chunk: DecodedChunk, limits: Limits, now_ns: int | None = None) -> 
     clean = table if not bad.any() else table.filter(pa.array(~bad))
     rejects = [Reject(chunk.source, int(chunk.positions[i]), reason, detail, row_json(table, i))
                for i, reason, detail in sorted(found)]
-    return clean.cast(CLEAN_SCHEMA), rejects
+    return clean.cast(CLEAN_SCHEMA), np.asarray(chunk.positions)[~bad], rejects
 
 
 def _bad_latency(values: pa.ChunkedArray, max_us: float) -> pa.ChunkedArray:

@@ -174,8 +174,6 @@ def test_bad_lines_are_refused_by_reason_and_valid_lines_land(bad_file, netready
         assert sorted(metros) == sorted(VALID_METROS)
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: rejects made after validation (metro_cap, "
-                   "link_cap, late) are written with position -1, not the line number")
 def test_capped_rows_carry_their_line_number(bad_file, netready, tmp_path):
     path, lines, config = bad_file
     rejects_path = tmp_path / "rejects.jsonl"
