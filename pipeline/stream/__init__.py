@@ -1,0 +1,1 @@
+"""The streaming path: Kafka in, the same aggregator as `ingest`, ClickHouse and Kafka out."""
