@@ -76,7 +76,7 @@ class JsonLinesDecoder:
             try:
                 table = pj.read_json(
                     pa.BufferReader(block),
-                    read_options=pj.ReadOptions(use_threads=False, block_size=len(block) + 1),
+                    read_options=pj.ReadOptions(use_threads=True, block_size=max(1 << 20, len(block) // 4 + 1)),
                     parse_options=pj.ParseOptions(explicit_schema=_TS_SCHEMAS[ts_type],
                                                   unexpected_field_behavior="ignore"),
                 )
