@@ -202,6 +202,94 @@ def demo(ctx, data_dir, metros, hours) -> None:
                "\"SELECT * FROM netready.coverage_daily FINAL\"")
 
 
+@main.command(name="run")
+@click.option("--bootstrap", help="Kafka bootstrap servers (default from config, NETREADY_KAFKA_BOOTSTRAP_SERVERS or 127.0.0.1:19092).")
+@click.option("--topic", default="netready.telemetry", show_default=True)
+@click.option("--group", "group_id", default="netready", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["auto", "json", "confluent", "avro", "arrow", "gnmic", "telegraf"]),
+              default="auto", show_default=True, help="Message encoding; gnmic/telegraf need an [adapter] section.")
+@click.option("--windows-topic", default="netready.windows", show_default=True,
+              help="Where per-metro window verdicts are published ('' to disable).")
+@click.option("--dlq-topic", default="netready.dlq", show_default=True)
+@click.option("--checkpoint-interval-s", type=click.FloatRange(min=0.1), default=5.0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=20_000, show_default=True)
+@click.option("--metrics-port", type=int, help="Serve Prometheus /metrics on 127.0.0.1:PORT.")
+@click.option("--drain", is_flag=True, help="Consume to the end of the assigned partitions, close every window, land, commit and exit.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final summary as JSON.")
+@click.pass_context
+def run_worker(ctx, bootstrap, topic, group_id, fmt, windows_topic, dlq_topic, checkpoint_interval_s,
+               batch_size, metrics_port, drain, as_json) -> None:
+    """The streaming worker: Kafka in, windows into ClickHouse and onto the windows topic."""
+    import dataclasses
+    import logging
+
+    from .stream.worker import Worker, WorkerConfig
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = _settings(ctx)
+    kafka = settings.kafka_settings()
+    if bootstrap:
+        kafka = dataclasses.replace(kafka, bootstrap_servers=bootstrap)
+    adapter = None
+    if fmt in ("gnmic", "telegraf"):
+        from .adapters import message_decoder
+
+        adapter = message_decoder(fmt, settings.adapter or {})
+    config = WorkerConfig(kafka=kafka, topic=topic, group_id=group_id, windows_topic=windows_topic or None,
+                          dlq_topic=dlq_topic, fmt="auto" if adapter else fmt, adapter=adapter,
+                          ingest=settings.ingest_config(), batch_size=batch_size,
+                          checkpoint_interval_s=checkpoint_interval_s, drain=drain,
+                          metrics_port=metrics_port)
+    with _warehouse(settings) as warehouse:
+        summary = Worker(config, warehouse).run()
+    if as_json:
+        _dump(summary.to_dict())
+    else:
+        click.echo(f"worker stopped: {summary.to_dict()}")
+
+
+@main.command()
+@click.option("--bootstrap", help="Kafka bootstrap servers.")
+@click.option("--topic", default="netready.telemetry", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["json", "json-array", "avro", "arrow"]), default="json",
+              show_default=True)
+@click.option("--rows-per-message", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Records per message for json-array and arrow.")
+@click.option("--partitions", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Partitions if the topic has to be created.")
+@click.option("--metros", type=int, default=24, show_default=True)
+@click.option("--routers", type=int, default=4, show_default=True)
+@click.option("--links", type=int, default=8, show_default=True)
+@click.option("--duration-s", type=float, default=600, show_default=True)
+@click.option("--interval-s", type=float, default=1.0, show_default=True)
+@click.option("--late-share", type=float, default=0.0005, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def produce(ctx, bootstrap, topic, fmt, rows_per_message, partitions, metros, routers, links, duration_s,
+            interval_s, late_share, seed, as_json) -> None:
+    """Produce simulated telemetry to Kafka, keyed by metro (load tests and demos)."""
+    import dataclasses
+
+    from .produce import create_topics
+    from .produce import produce as run_producer
+    from .simulate import ScenarioConfig
+
+    kafka = _settings(ctx).kafka_settings()
+    if bootstrap:
+        kafka = dataclasses.replace(kafka, bootstrap_servers=bootstrap)
+    scenario = ScenarioConfig(metros=metros, routers_per_metro=routers, links_per_router=links,
+                              duration_s=duration_s, probe_interval_s=interval_s, late_share=late_share,
+                              seed=seed)
+    create_topics(kafka, {topic: partitions})
+    summary = run_producer(kafka, topic, scenario, fmt, rows_per_message=rows_per_message)
+    data = dataclasses.asdict(summary) if dataclasses.is_dataclass(summary) else dict(summary)
+    if as_json:
+        _dump(data)
+    else:
+        click.echo(f"produced {data}")
+
+
 def run() -> None:
     try:
         code = main(standalone_mode=False)

@@ -30,6 +30,7 @@ from .aggregate import AggregatorConfig
 from .coverage import Registry
 from .errors import ConfigError
 from .ingest import IngestConfig
+from .kafka_config import KafkaSettings
 from .policy import DEFAULT_POLICY, SampleSharePolicy
 from .validate import Limits
 from .windows import DEFAULT_WINDOWS, WindowSpec
@@ -48,6 +49,8 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     max_metros: int = 10_000
     max_links: int = 1_000_000
+    kafka: KafkaSettings | None = None
+    adapter: dict | None = None
 
     @classmethod
     def load(cls, path: str | Path | None) -> "Settings":
@@ -58,6 +61,10 @@ class Settings:
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read config {path}: {exc}") from exc
         settings = cls()
+        if "kafka" in data:
+            settings.kafka = KafkaSettings.from_mapping(data.pop("kafka"))
+        if "adapter" in data:
+            settings.adapter = dict(data.pop("adapter"))
         policy = data.pop("policy", None)
         if policy is not None:
             try:
@@ -83,6 +90,10 @@ class Settings:
         if data:
             raise ConfigError(f"unknown settings in {path}: {', '.join(sorted(data))}")
         return settings
+
+    def kafka_settings(self) -> KafkaSettings:
+        """The `[kafka]` section, else NETREADY_KAFKA_* environment variables."""
+        return self.kafka if self.kafka is not None else KafkaSettings.from_env()
 
     def registry(self) -> Registry:
         return Registry() if self.metros is None else Registry.from_list(self.metros)
