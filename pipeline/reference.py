@@ -77,7 +77,10 @@ class ReferenceKernel:
         return -math.inf if self.max_ts_ns is None else self.max_ts_ns - self.lateness_ns
 
     def ingest(self, ts_ns, link_id, metro_id, value_us) -> np.ndarray:
-        late = np.zeros(len(ts_ns), dtype=bool)
+        n = len(ts_ns)
+        if len(link_id) != n or len(metro_id) != n or len(value_us) != n:
+            raise ValueError("ingest arrays must have equal lengths")
+        late = np.zeros(n, dtype=bool)
         for i, (ts, link, metro, value) in enumerate(zip(ts_ns.tolist(), link_id.tolist(),
                                                         metro_id.tolist(), value_us.tolist())):
             if ts < 0:
@@ -86,7 +89,8 @@ class ReferenceKernel:
             if self.max_ts_ns is None or ts > self.max_ts_ns:
                 self.max_ts_ns = ts
             pane = ts // self.pane_ns
-            if (pane + 1) * self.pane_ns <= self.watermark_ns:
+            # after flush() every pane is closed: the closed watermark is +inf
+            if (pane + 1) * self.pane_ns <= max(self.watermark_ns, self._closed_wm):
                 late[i] = True
                 self.samples_late += 1
                 continue
@@ -113,7 +117,7 @@ class ReferenceKernel:
         for _end, spec_index, start in sorted(set(due)):
             self.emitted.add((spec_index, start))
             self.out.append(self._window(spec_index, start))
-        self._closed_wm = wm
+        self._closed_wm = max(self._closed_wm, wm)  # never reopens what flush() closed
 
     def _window(self, spec_index: int, start_ns: int) -> WindowResult:
         length_ns, hop_ns = self.windows_ns[spec_index]
