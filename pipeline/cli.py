@@ -213,19 +213,22 @@ def demo(ctx, data_dir, metros, hours) -> None:
 @click.option("--dlq-topic", default="netready.dlq", show_default=True)
 @click.option("--checkpoint-interval-s", type=click.FloatRange(min=0.1), default=5.0, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=20_000, show_default=True)
-@click.option("--metrics-port", type=int, help="Serve Prometheus /metrics on 127.0.0.1:PORT.")
+@click.option("--metrics-port", type=int, help="Serve Prometheus /metrics on PORT.")
+@click.option("--metrics-address", default="127.0.0.1", show_default=True,
+              help="Address the metrics endpoint binds to (localhost unless you say otherwise).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--drain", is_flag=True, help="Consume to the end of the assigned partitions, close every window, land, commit and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final summary as JSON.")
 @click.pass_context
 def run_worker(ctx, bootstrap, topic, group_id, fmt, windows_topic, dlq_topic, checkpoint_interval_s,
-               batch_size, metrics_port, drain, as_json) -> None:
+               batch_size, metrics_port, metrics_address, log_format, drain, as_json) -> None:
     """The streaming worker: Kafka in, windows into ClickHouse and onto the windows topic."""
     import dataclasses
-    import logging
 
+    from .logs import configure_logging
     from .stream.worker import Worker, WorkerConfig
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(log_format)
     settings = _settings(ctx)
     kafka = settings.kafka_settings()
     if bootstrap:
@@ -239,7 +242,7 @@ def run_worker(ctx, bootstrap, topic, group_id, fmt, windows_topic, dlq_topic, c
                           dlq_topic=dlq_topic, fmt="auto" if adapter else fmt, adapter=adapter,
                           ingest=settings.ingest_config(), batch_size=batch_size,
                           checkpoint_interval_s=checkpoint_interval_s, drain=drain,
-                          metrics_port=metrics_port)
+                          metrics_port=metrics_port, metrics_address=metrics_address)
     with _warehouse(settings) as warehouse:
         summary = Worker(config, warehouse).run()
     if as_json:
