@@ -15,7 +15,8 @@ this file makes them fast:
   link whose latencies span two octaves holds 128 counters, not 2177.
 """
 from libc.stdint cimport int32_t, int64_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
+from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from libc.math cimport ldexp, ceil, INFINITY, NAN
 
 cimport cython
@@ -70,12 +71,24 @@ def bucket_of_array(const double[::1] values_us):
     return out
 
 
-def _grown(old, Py_ssize_t used, Py_ssize_t cap, dtype, fill):
-    """A new array of `cap` items holding the first `used` items of `old`, the rest `fill`."""
-    new = np.full(cap, fill, dtype=dtype)
-    if old is not None:
-        new[:used] = np.asarray(old)[:used]
-    return new
+cdef struct RowAcc:
+    # One (pane, link) accumulator. Array-of-structs: the counters a sample touches share
+    # cache lines, which is what limits speed once there are thousands of links.
+    int64_t samples
+    int64_t under
+    double min_us
+    double max_us
+    double sum_us
+    int64_t zero
+    int32_t link
+    int32_t blocks[OCTAVES]  # index of this row's 64-counter block per octave, -1 if none
+
+
+cdef void* _grow(void* ptr, Py_ssize_t n_items, size_t item_size) except NULL:
+    cdef void* grown = PyMem_Realloc(ptr, n_items * item_size)
+    if grown == NULL:
+        raise MemoryError()
+    return grown
 
 
 @cython.final
@@ -83,114 +96,133 @@ cdef class _OpenPane:
     """Accumulators of one pane that still accepts samples."""
 
     cdef readonly int64_t index
-    cdef int64_t n_rows, cap_rows, n_blocks, cap_blocks
-    cdef int32_t[::1] slot_of_link
-    cdef int32_t[::1] row_link
-    cdef int64_t[::1] row_samples, row_under, row_zero
-    cdef double[::1] row_min, row_max, row_sum
-    cdef int32_t[::1] row_blocks
-    cdef uint32_t[::1] blocks
+    cdef int64_t n_rows, cap_rows, n_blocks, cap_blocks, link_cap
+    cdef int32_t* slot_of_link
+    cdef RowAcc* rows
+    cdef uint32_t* blocks
 
     def __cinit__(self, int64_t index, int64_t link_cap):
         self.index = index
-        self.slot_of_link = np.full(link_cap, -1, dtype=np.int32)
-        self.n_rows = 0
-        self.cap_rows = 0
-        self.n_blocks = 0
-        self.cap_blocks = 0
+        self.n_rows = self.cap_rows = self.n_blocks = self.cap_blocks = self.link_cap = 0
+        self.slot_of_link = NULL
+        self.rows = NULL
+        self.blocks = NULL
+        self._grow_links(link_cap)
         self._grow_rows(64)
         self._grow_blocks(128)
 
-    cdef void _grow_links(self, int64_t link_cap):
-        cdef int64_t old = self.slot_of_link.shape[0]
-        grown = np.full(link_cap, -1, dtype=np.int32)
-        grown[:old] = np.asarray(self.slot_of_link)
-        self.slot_of_link = grown
+    def __dealloc__(self):
+        PyMem_Free(self.slot_of_link)
+        PyMem_Free(self.rows)
+        PyMem_Free(self.blocks)
 
-    cdef void _grow_rows(self, int64_t cap):
-        cdef int64_t n = self.n_rows
-        first = self.cap_rows == 0
-        self.row_link = _grown(None if first else self.row_link, n, cap, np.int32, -1)
-        self.row_samples = _grown(None if first else self.row_samples, n, cap, np.int64, 0)
-        self.row_under = _grown(None if first else self.row_under, n, cap, np.int64, 0)
-        self.row_zero = _grown(None if first else self.row_zero, n, cap, np.int64, 0)
-        self.row_min = _grown(None if first else self.row_min, n, cap, np.float64, INFINITY)
-        self.row_max = _grown(None if first else self.row_max, n, cap, np.float64, -INFINITY)
-        self.row_sum = _grown(None if first else self.row_sum, n, cap, np.float64, 0.0)
-        self.row_blocks = _grown(None if first else self.row_blocks, n * OCTAVES, cap * OCTAVES,
-                                 np.int32, -1)
+    cdef void _grow_links(self, int64_t link_cap) except *:
+        cdef int64_t i
+        self.slot_of_link = <int32_t*>_grow(self.slot_of_link, link_cap, sizeof(int32_t))
+        for i in range(self.link_cap, link_cap):
+            self.slot_of_link[i] = -1
+        self.link_cap = link_cap
+
+    cdef void _grow_rows(self, int64_t cap) except *:
+        self.rows = <RowAcc*>_grow(self.rows, cap, sizeof(RowAcc))
         self.cap_rows = cap
 
-    cdef void _grow_blocks(self, int64_t cap):
-        new = np.zeros(cap * SUB_BUCKETS, dtype=np.uint32)
-        if self.cap_blocks:
-            new[:self.n_blocks * SUB_BUCKETS] = np.asarray(self.blocks)[:self.n_blocks * SUB_BUCKETS]
-        self.blocks = new
+    cdef void _grow_blocks(self, int64_t cap) except *:
+        self.blocks = <uint32_t*>_grow(self.blocks, cap * SUB_BUCKETS, sizeof(uint32_t))
+        memset(self.blocks + self.cap_blocks * SUB_BUCKETS, 0,
+               (cap - self.cap_blocks) * SUB_BUCKETS * sizeof(uint32_t))
         self.cap_blocks = cap
 
-    cdef inline int64_t _row(self, int32_t link):
+    cdef inline RowAcc* _row(self, int32_t link) except NULL:
         cdef int64_t row = self.slot_of_link[link]
+        cdef RowAcc* acc
+        cdef int octave
         if row >= 0:
-            return row
+            return &self.rows[row]
         if self.n_rows == self.cap_rows:
             self._grow_rows(self.cap_rows * 2)
         row = self.n_rows
         self.n_rows += 1
-        self.row_link[row] = link
         self.slot_of_link[link] = <int32_t>row
-        return row
+        acc = &self.rows[row]
+        acc.samples = 0
+        acc.under = 0
+        acc.zero = 0
+        acc.min_us = INFINITY
+        acc.max_us = -INFINITY
+        acc.sum_us = 0.0
+        acc.link = link
+        for octave in range(OCTAVES):
+            acc.blocks[octave] = -1
+        return acc
 
-    cdef inline void _add_bucket(self, int64_t row, int bucket, uint32_t count):
+    cdef inline void _add_bucket(self, RowAcc* acc, int bucket, uint32_t count) except *:
         cdef int octave, sub
         cdef int32_t block
         if bucket == 0:
-            self.row_zero[row] += count
+            acc.zero += count
             return
         octave = (bucket - 1) >> SUB_BITS
         sub = (bucket - 1) & (SUB_BUCKETS - 1)
-        block = self.row_blocks[row * OCTAVES + octave]
+        block = acc.blocks[octave]
         if block < 0:
             if self.n_blocks == self.cap_blocks:
                 self._grow_blocks(self.cap_blocks * 2)
             block = <int32_t>self.n_blocks
             self.n_blocks += 1
-            self.row_blocks[row * OCTAVES + octave] = block
+            acc.blocks[octave] = block
         self.blocks[block * SUB_BUCKETS + sub] += count
 
-    cdef inline void add(self, int32_t link, double value_us, double threshold_us):
-        cdef int64_t row = self._row(link)
-        self.row_samples[row] += 1
+    cdef inline void add(self, int32_t link, double value_us, double threshold_us) except *:
+        cdef RowAcc* acc = self._row(link)
+        acc.samples += 1
         if value_us < threshold_us:
-            self.row_under[row] += 1
-        if value_us < self.row_min[row]:
-            self.row_min[row] = value_us
-        if value_us > self.row_max[row]:
-            self.row_max[row] = value_us
-        self.row_sum[row] += value_us
-        self._add_bucket(row, bucket_of(value_us), 1)
+            acc.under += 1
+        if value_us < acc.min_us:
+            acc.min_us = value_us
+        if value_us > acc.max_us:
+            acc.max_us = value_us
+        acc.sum_us += value_us
+        self._add_bucket(acc, bucket_of(value_us), 1)
 
     def to_rowset(self):
         """Rows in CSR form (histogram buckets ascending), keyed by link id."""
-        cdef int64_t n = self.n_rows, row, nnz = 0, k = 0
+        cdef int64_t n = self.n_rows, row, nnz = 0, k = 0, i
         cdef int octave, sub
         cdef int32_t block
         cdef uint32_t count
+        cdef RowAcc* acc
         for row in range(n):
-            nnz += self.row_zero[row] > 0
-        nnz += np.count_nonzero(np.asarray(self.blocks)[:self.n_blocks * SUB_BUCKETS])
+            nnz += self.rows[row].zero > 0
+        for i in range(self.n_blocks * SUB_BUCKETS):
+            nnz += self.blocks[i] != 0
+        key = np.empty(n, dtype=np.int32)
+        samples = np.empty(n, dtype=np.int64)
+        under = np.empty(n, dtype=np.int64)
+        mn = np.empty(n, dtype=np.float64)
+        mx = np.empty(n, dtype=np.float64)
+        sm = np.empty(n, dtype=np.float64)
         offsets = np.zeros(n + 1, dtype=np.int64)
         buckets = np.empty(nnz, dtype=np.uint16)
         counts = np.empty(nnz, dtype=np.int64)
-        cdef int64_t[::1] o = offsets
+        cdef int32_t[::1] kv = key
+        cdef int64_t[::1] sv = samples, uv = under, o = offsets, c = counts
+        cdef double[::1] mnv = mn, mxv = mx, smv = sm
         cdef uint16_t[::1] b = buckets
-        cdef int64_t[::1] c = counts
         for row in range(n):
-            if self.row_zero[row] > 0:
+            acc = &self.rows[row]
+            kv[row] = acc.link
+            sv[row] = acc.samples
+            uv[row] = acc.under
+            mnv[row] = acc.min_us
+            mxv[row] = acc.max_us
+            smv[row] = acc.sum_us
+            if acc.zero > 0:
                 b[k] = 0
-                c[k] = self.row_zero[row]
+                c[k] = acc.zero
                 k += 1
             for octave in range(OCTAVES):
-                block = self.row_blocks[row * OCTAVES + octave]
+                block = acc.blocks[octave]
                 if block < 0:
                     continue
                 for sub in range(SUB_BUCKETS):
@@ -200,33 +232,29 @@ cdef class _OpenPane:
                         c[k] = count
                         k += 1
             o[row + 1] = k
-        return RowSet(
-            key=np.asarray(self.row_link)[:n].copy(),
-            samples=np.asarray(self.row_samples)[:n].copy(),
-            under=np.asarray(self.row_under)[:n].copy(),
-            min_us=np.asarray(self.row_min)[:n].copy(),
-            max_us=np.asarray(self.row_max)[:n].copy(),
-            sum_us=np.asarray(self.row_sum)[:n].copy(),
-            hist_offsets=offsets, hist_bucket=buckets, hist_count=counts,
-        )
+        return RowSet(key=key, samples=samples, under=under, min_us=mn, max_us=mx, sum_us=sm,
+                      hist_offsets=offsets, hist_bucket=buckets, hist_count=counts)
 
     def load_rowset(self, rows):
         """Add a CSR rowset's accumulators into this pane (snapshot restore)."""
-        cdef int64_t i, j, row
+        cdef int64_t i, j
+        cdef RowAcc* acc
         cdef const int32_t[::1] key = rows.key
         cdef const int64_t[::1] samples = rows.samples, under = rows.under, offsets = rows.hist_offsets
         cdef const int64_t[::1] counts = rows.hist_count
         cdef const uint16_t[::1] buckets = rows.hist_bucket
         cdef const double[::1] mn = rows.min_us, mx = rows.max_us, sm = rows.sum_us
         for i in range(key.shape[0]):
-            row = self._row(key[i])
-            self.row_samples[row] += samples[i]
-            self.row_under[row] += under[i]
-            self.row_min[row] = min(self.row_min[row], mn[i])
-            self.row_max[row] = max(self.row_max[row], mx[i])
-            self.row_sum[row] += sm[i]
+            if key[i] >= self.link_cap:
+                self._grow_links(key[i] + 1)
+            acc = self._row(key[i])
+            acc.samples += samples[i]
+            acc.under += under[i]
+            acc.min_us = min(acc.min_us, mn[i])
+            acc.max_us = max(acc.max_us, mx[i])
+            acc.sum_us += sm[i]
             for j in range(offsets[i], offsets[i + 1]):
-                self._add_bucket(row, buckets[j], <uint32_t>counts[j])
+                self._add_bucket(acc, buckets[j], <uint32_t>counts[j])
 
 
 def merge_rows(rows, const int32_t[::1] keys):
