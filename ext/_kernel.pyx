@@ -483,6 +483,9 @@ cdef class Kernel:
                     self._advance(wm)
                     cur = None
                     cur_index = -1
+            link = link_id[i]
+            if link < 0:
+                raise ValueError(f"negative link id at row {i}")
             pane = t // self.pane_ns
             if (pane + 1) * self.pane_ns <= (wm if wm > self.closed_wm_ns else self.closed_wm_ns):
                 late[i] = True
@@ -491,9 +494,6 @@ cdef class Kernel:
             if pane != cur_index:
                 cur = self._open(pane)
                 cur_index = pane
-            link = link_id[i]
-            if link < 0:
-                raise ValueError(f"negative link id at row {i}")
             if link >= self.link_cap:
                 self._grow_links(link + 1)
             self.link_metro[link] = metro_id[i]
@@ -572,7 +572,10 @@ cdef class Kernel:
         return WindowResult(spec_index, start_ns, length_ns, hop_ns, links, metros)
 
     def snapshot(self):
-        """Plain-data state (numpy arrays and ints) from which `restore` rebuilds an equal kernel."""
+        """Plain-data state (numpy arrays and ints) from which `restore` rebuilds an equal kernel.
+
+        Windows already emitted but not yet taken with `drain()` are not part of the state:
+        drain first (the streaming worker lands them before it checkpoints)."""
         return {
             "pane_ns": self.pane_ns, "lateness_ns": self.lateness_ns,
             "threshold_us": self.threshold_us, "windows_ns": list(self.windows_ns),
