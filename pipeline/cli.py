@@ -208,6 +208,8 @@ def demo(ctx, data_dir, metros, hours) -> None:
 @click.option("--group", "group_id", default="netready", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["auto", "json", "confluent", "avro", "arrow", "gnmic", "telegraf"]),
               default="auto", show_default=True, help="Message encoding; gnmic/telegraf need an [adapter] section.")
+@click.option("--schema-registry", "schema_registry_url", metavar="URL",
+              help="Confluent Schema Registry for Avro writer schemas (default: schemas/telemetry.avsc).")
 @click.option("--windows-topic", default="netready.windows", show_default=True,
               help="Where per-metro window verdicts are published ('' to disable).")
 @click.option("--dlq-topic", default="netready.dlq", show_default=True)
@@ -220,7 +222,7 @@ def demo(ctx, data_dir, metros, hours) -> None:
 @click.option("--drain", is_flag=True, help="Consume to the end of the assigned partitions, close every window, land, commit and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final summary as JSON.")
 @click.pass_context
-def run_worker(ctx, bootstrap, topic, group_id, fmt, windows_topic, dlq_topic, checkpoint_interval_s,
+def run_worker(ctx, bootstrap, topic, group_id, fmt, schema_registry_url, windows_topic, dlq_topic, checkpoint_interval_s,
                batch_size, metrics_port, metrics_address, log_format, drain, as_json) -> None:
     """The streaming worker: Kafka in, windows into ClickHouse and onto the windows topic."""
     import dataclasses
@@ -242,7 +244,8 @@ def run_worker(ctx, bootstrap, topic, group_id, fmt, windows_topic, dlq_topic, c
                           dlq_topic=dlq_topic, fmt="auto" if adapter else fmt, adapter=adapter,
                           ingest=settings.ingest_config(), batch_size=batch_size,
                           checkpoint_interval_s=checkpoint_interval_s, drain=drain,
-                          metrics_port=metrics_port, metrics_address=metrics_address)
+                          metrics_port=metrics_port, metrics_address=metrics_address,
+                          schema_registry_url=schema_registry_url)
     with _warehouse(settings) as warehouse:
         summary = Worker(config, warehouse).run()
     if as_json:

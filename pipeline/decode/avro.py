@@ -38,11 +38,13 @@ def decode_container(stream: BinaryIO, source: str, chunk_rows: int) -> Iterator
     yield rows.finish()
 
 
-def read_body(body: bytes) -> dict:
-    """One schemaless Avro record written with telemetry.avsc; raises ValueError if it is not."""
+def read_body(body: bytes, writer_schema: dict | None = None) -> dict:
+    """One schemaless Avro record written with `writer_schema` (default telemetry.avsc) and read
+    as telemetry.avsc; raises ValueError if it is not one."""
     stream = io.BytesIO(body)
     try:
-        record = fastavro.schemaless_reader(stream, telemetry_schema(), None)
+        record = fastavro.schemaless_reader(stream, writer_schema or telemetry_schema(),
+                                            telemetry_schema() if writer_schema else None)
     except Exception as exc:  # fastavro raises many types on garbage (EOFError, struct.error, ...)
         raise ValueError(f"not a telemetry Avro record: {type(exc).__name__}: {exc}") from None
     if stream.tell() != len(body):
@@ -50,9 +52,12 @@ def read_body(body: bytes) -> dict:
     return record
 
 
-def read_confluent(payload: bytes) -> tuple[int, dict]:
-    """(schema id, record) from magic byte 0 + 4-byte big-endian schema id + Avro body."""
+def read_confluent(payload: bytes, registry=None) -> tuple[int, dict]:
+    """(schema id, record) from magic byte 0 + 4-byte big-endian schema id + Avro body.
+
+    With a `SchemaRegistry`, the body is read with the writer schema registered under that id."""
     if len(payload) < 5 or payload[0] != CONFLUENT_MAGIC:
         raise ValueError("not Confluent wire format (magic byte 0 + 4-byte schema id)")
     (schema_id,) = struct.unpack_from(">I", payload, 1)
-    return schema_id, read_body(payload[5:])
+    writer = registry.writer_schema(schema_id) if registry is not None else None
+    return schema_id, read_body(payload[5:], writer)

@@ -15,6 +15,7 @@ from .avro import read_body, read_confluent
 from .chunk import RAW_PREVIEW_BYTES, DecodedChunk, empty_chunk
 from .columns import SchemaMismatch
 from .jsonl import json_error
+from .registry import UnknownSchemaError
 from .rows import RowBuilder
 
 MESSAGE_FORMATS = ("auto", "json", "confluent", "avro", "arrow")
@@ -36,8 +37,12 @@ def sniff(payload: bytes) -> str:
 
 
 def decode_message(payload: bytes, *, source: str, position: int, fmt: str = "auto",
-                   max_bytes: int = MAX_MESSAGE_BYTES) -> DecodedChunk:
-    """Decode one message; every row and reject gets `position` (e.g. the Kafka offset)."""
+                   max_bytes: int = MAX_MESSAGE_BYTES, registry=None) -> DecodedChunk:
+    """Decode one message; every row and reject gets `position` (e.g. the Kafka offset).
+
+    `registry` (a `SchemaRegistry`) makes Confluent wire-format messages read with their
+    registered writer schema; an unknown id is a `unknown_schema` reject, an unreachable
+    registry raises DecodeError (nothing is rejected for an outage)."""
     if fmt not in MESSAGE_FORMATS:
         raise ValueError(f"unknown message format {fmt!r}; expected one of {MESSAGE_FORMATS}")
     if len(payload) > max_bytes:
@@ -59,7 +64,10 @@ def decode_message(payload: bytes, *, source: str, position: int, fmt: str = "au
             rows.add(item, position, payload)
         return rows.finish()
     try:
-        record = read_confluent(payload)[1] if fmt == "confluent" else read_body(payload)
+        record = read_confluent(payload, registry)[1] if fmt == "confluent" else read_body(payload)
+    except UnknownSchemaError as exc:
+        rows.reject(position, "unknown_schema", str(exc), payload)
+        return rows.finish()
     except ValueError as exc:
         rows.reject(position, "malformed_avro", str(exc), payload)
         return rows.finish()

@@ -21,7 +21,7 @@ MessageDecoder = Callable[[bytes, str, int], DecodedChunk]
 
 
 def decode_batch(payloads: Sequence[bytes], offsets: Sequence[int], source: str,
-                 fmt: str = "auto", custom: MessageDecoder | None = None) -> DecodedChunk:
+                 fmt: str = "auto", custom: MessageDecoder | None = None, registry=None) -> DecodedChunk:
     """Decode messages in offset order; `custom` (an adapter) replaces the built-in formats."""
     if not payloads:
         return empty_chunk(source)
@@ -39,7 +39,8 @@ def decode_batch(payloads: Sequence[bytes], offsets: Sequence[int], source: str,
     done = set(lines)
     for i, payload in enumerate(payloads):
         if i not in done:
-            chunks.append(decode_message(payload, source=source, position=int(offsets[i]), fmt=fmt))
+            chunks.append(decode_message(payload, source=source, position=int(offsets[i]), fmt=fmt,
+                                         registry=registry))
     return _concat(chunks, source)
 
 

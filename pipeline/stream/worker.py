@@ -28,6 +28,7 @@ import pyarrow as pa
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from ..aggregate import WindowAggregator
+from ..decode.registry import SchemaRegistry
 from ..errors import SinkError
 from ..ingest import IngestConfig
 from ..landing import DAY_S, Lander, new_version
@@ -55,6 +56,7 @@ class WorkerConfig:
     dlq_topic: str = "netready.dlq"
     fmt: str = "auto"
     adapter: MessageDecoder | None = None
+    schema_registry_url: str | None = None
     ingest: IngestConfig = field(default_factory=IngestConfig)
     batch_size: int = 20_000
     poll_timeout_s: float = 0.5
@@ -110,6 +112,7 @@ class Worker:
         consumer_config = config.kafka.consumer_config(config.group_id)
         consumer_config["partition.assignment.strategy"] = "roundrobin"  # eager: whole-partition handover
         self.consumer = Consumer(consumer_config)
+        self.registry = SchemaRegistry(config.schema_registry_url) if config.schema_registry_url else None
         self.producer = Producer(config.kafka.producer_config())
 
     # ------------------------------------------------------------------ main loop
@@ -166,7 +169,8 @@ class Worker:
             else:
                 payloads.append(message.value())
                 offsets.append(message.offset())
-        chunk = decode_batch(payloads, offsets, source, self.config.fmt, self.config.adapter)
+        chunk = decode_batch(payloads, offsets, source, self.config.fmt, self.config.adapter,
+                             self.registry)
         clean, positions, invalid = validate_with_positions(chunk, self.config.ingest.limits)
         outcome = part.aggregator.add(clean, positions)
         rejects = empty + chunk.rejects + invalid + [
