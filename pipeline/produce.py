@@ -246,14 +246,21 @@ def _json_array_messages(batches: Iterator[pa.RecordBatch], key_by: str | None,
     encoding costs about 3 ms per call whatever its size, so per-message calls would dominate."""
     pending: dict[str | None, list[bytes]] = {}
     for batch in batches:
-        grouped, groups = _group_by_key(batch, key_by)
+        grouped, groups, order = _group_by_key(batch, key_by)
         records = encode_records_jsonl(pa.Table.from_batches([grouped]), ts_style="ns")
+        ready = []  # (arrival index in `batch` of the message's last row, key, records)
         for key, start, stop in groups:
             buffer = pending.setdefault(key, [])
-            buffer.extend(records[start:stop])
-            while len(buffer) >= rows:
-                yield _encode_key(key), b"[" + b",".join(buffer[:rows]) + b"]", rows
-                del buffer[:rows]
+            cut = start
+            while stop - cut >= rows - len(buffer):
+                end = cut + rows - len(buffer)
+                ready.append((int(order[end - 1]), key, buffer + records[cut:end]))
+                buffer, cut = [], end
+            buffer.extend(records[cut:stop])
+            pending[key] = buffer
+        ready.sort(key=lambda r: r[0])  # in the order messages filled up, so keys interleave
+        for _, key, chunk in ready:
+            yield _encode_key(key), b"[" + b",".join(chunk) + b"]", len(chunk)
     for key, buffer in pending.items():
         if buffer:
             yield _encode_key(key), b"[" + b",".join(buffer) + b"]", len(buffer)
@@ -265,33 +272,43 @@ def _encode_key(key: str | None) -> bytes | None:
 
 def _per_key_tables(batches: Iterator[pa.RecordBatch], key_by: str | None,
                     rows: int) -> Iterator[tuple[bytes | None, pa.Table]]:
-    """(key, table of `rows` rows of that key), remainders last; each key's rows stay in order."""
+    """(key, table of `rows` rows of that key), remainders last; each key's rows stay in order.
+
+    Messages go out in the order they fill up (the arrival index of their last row), not key
+    by key per simulation batch: otherwise one key's rows for a whole batch (minutes of event
+    time) would precede the next key's, and a consumer's per-partition watermark would make
+    the later keys' samples late."""
     pending: dict[str | None, list[pa.RecordBatch]] = {}
     counts: dict[str | None, int] = {}
     for batch in batches:
-        grouped, groups = _group_by_key(batch, key_by)
+        grouped, groups, order = _group_by_key(batch, key_by)
+        ready = []  # (arrival index in `batch` of the message's last row, key, table)
         for key, start, stop in groups:
-            pending.setdefault(key, []).append(grouped.slice(start, stop - start))
-            counts[key] = counts.get(key, 0) + stop - start
-            if counts[key] >= rows:
-                table = pa.Table.from_batches(pending[key]).combine_chunks()
-                full = table.num_rows // rows * rows
-                for first in range(0, full, rows):
-                    yield _encode_key(key), table.slice(first, rows)
-                rest = table.slice(full)
-                pending[key] = rest.to_batches() if rest.num_rows else []
-                counts[key] = rest.num_rows
+            parts, have, cut = pending.get(key, []), counts.get(key, 0), start
+            while stop - cut >= rows - have:
+                end = cut + rows - have
+                piece = grouped.slice(cut, end - cut)
+                table = (pa.Table.from_batches(parts + [piece]).combine_chunks() if parts
+                         else pa.Table.from_batches([piece]))
+                ready.append((int(order[end - 1]), key, table))
+                parts, have, cut = [], 0, end
+            if stop > cut:
+                parts = parts + [grouped.slice(cut, stop - cut)]
+            pending[key], counts[key] = parts, have + stop - cut
+        ready.sort(key=lambda r: r[0])
+        for _, key, table in ready:
+            yield _encode_key(key), table
     for key, parts in pending.items():
         if counts[key]:
             yield _encode_key(key), pa.Table.from_batches(parts).combine_chunks()
 
 
 def _group_by_key(batch: pa.RecordBatch, key_by: str | None
-                  ) -> tuple[pa.RecordBatch, list[tuple[str | None, int, int]]]:
-    """The batch with rows grouped by key (stable, so each group keeps arrival order), and
-    (key, start, stop) of each group."""
+                  ) -> tuple[pa.RecordBatch, list[tuple[str | None, int, int]], np.ndarray]:
+    """The batch with rows grouped by key (stable, so each group keeps arrival order),
+    (key, start, stop) of each group, and each grouped row's index in `batch`."""
     if key_by is None:
-        return batch, [(None, 0, batch.num_rows)]
+        return batch, [(None, 0, batch.num_rows)], np.arange(batch.num_rows)
     encoded = pc.dictionary_encode(batch.column(key_by))
     ids = encoded.indices.to_numpy()
     order = np.argsort(ids, kind="stable")
@@ -300,4 +317,4 @@ def _group_by_key(batch: pa.RecordBatch, key_by: str | None
     stops = list(starts[1:]) + [len(ids)]
     names = encoded.dictionary.to_pylist()
     groups = [(names[sorted_ids[a]], int(a), int(b)) for a, b in zip(starts, stops)]
-    return batch.take(pa.array(order)), groups
+    return batch.take(pa.array(order)), groups, order

@@ -28,6 +28,12 @@ def decode_batch(payloads: Sequence[bytes], offsets: Sequence[int], source: str,
     offsets = np.asarray(offsets, dtype=np.int64)
     if custom is not None:
         return _concat([custom(p, source, int(o)) for p, o in zip(payloads, offsets)], source)
+    if fmt in ("auto", "json"):
+        block = b"\n".join(payloads) + b"\n"
+        if len(payloads) == block.count(b"\n") and _all_json_objects(payloads, fmt):
+            # The common case in one go: every message is one line of JSON.
+            ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
+            return _reposition(JsonLinesDecoder(source).decode(0, block, ends), offsets)
     lines = [i for i, p in enumerate(payloads)
              if fmt in ("auto", "json") and p[:1] == b"{" and b"\n" not in p]
     chunks = []
@@ -42,6 +48,11 @@ def decode_batch(payloads: Sequence[bytes], offsets: Sequence[int], source: str,
             chunks.append(decode_message(payload, source=source, position=int(offsets[i]), fmt=fmt,
                                          registry=registry))
     return _concat(chunks, source)
+
+
+def _all_json_objects(payloads: Sequence[bytes], fmt: str) -> bool:
+    """In auto mode only JSON objects may take the bulk path (Avro and Arrow bytes must not)."""
+    return fmt == "json" or all(p[:1] == b"{" for p in payloads)
 
 
 def _reposition(chunk: DecodedChunk, offsets: np.ndarray) -> DecodedChunk:
