@@ -118,15 +118,18 @@ def simulate(out_path, fmt, metros, routers, links, duration_s, interval_s, seed
 @click.option("--window", default="60", show_default=True, help="Window family to chart.")
 @click.option("--png", "png_path", type=click.Path(dir_okay=False), default="netready-data/report.png",
               show_default=True)
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Metros shown in the readiness ranking (JSON has all).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def report(ctx, window, png_path, as_json) -> None:
-    """Per-metro compliance and national coverage over time (terminal table and PNG chart)."""
+def report(ctx, window, png_path, top, as_json) -> None:
+    """Coverage trajectory vs the target, readiness ranking, per-metro compliance (text, PNG, JSON)."""
     from . import report as rep
 
     settings = _settings(ctx)
     with _warehouse(settings) as warehouse:
-        built = rep.build(warehouse, settings.policy, WindowSpec.parse(window))
+        built = rep.build(warehouse, settings.policy, WindowSpec.parse(window), settings.target,
+                          settings.registry(), top)
     rep.render_png(built, png_path)
     if as_json:
         _dump({**built.to_dict(), "png": png_path})
@@ -172,34 +175,65 @@ def migrate(ctx) -> None:
 @main.command()
 @click.option("--data-dir", type=click.Path(file_okay=False), default="netready-data/demo", show_default=True)
 @click.option("--metros", type=int, default=30, show_default=True)
-@click.option("--hours", type=float, default=6.0, show_default=True)
+@click.option("--days", type=click.IntRange(min=1), default=14, show_default=True,
+              help="Whole UTC days simulated, ending at the start of today (UTC).")
+@click.option("--hours", type=float, help="Simulate this many hours instead of --days (dense 5 s probes, 60 s windows).")
+@click.option("--interval-s", type=float, default=120.0, show_default=True, help="Probe interval per link (--days).")
+@click.option("--trend-per-day", type=float, default=-0.006, show_default=True,
+              help="Relative change of median RTT per day (negative: networks improve).")
 @click.pass_context
-def demo(ctx, data_dir, metros, hours) -> None:
-    """Simulate, ingest and report in one go on the embedded ClickHouse."""
+def demo(ctx, data_dir, metros, days, hours, interval_s, trend_per_day) -> None:
+    """Simulate, ingest and report in one go on the embedded ClickHouse.
+
+    By default: 14 days of 16 links per metro probed every 120 s, aggregated in hourly windows
+    (60 s windows would hold fewer samples than the policy's minimum), with a slow improvement
+    trend, so the trajectory, forecast and readiness ranking have something to show.
+    """
+    import time
+
     from . import report as rep
     from .ingest import ingest_paths
-    from .simulate import ScenarioConfig, generate
+    from .simulate import ScenarioConfig, generate, metro_profiles
     from .warehouse import open_warehouse
+    from .windows import NS_PER_S
     from .writers import write_table
 
     settings = _settings(ctx)
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
     telemetry = data / "telemetry.parquet"
-    click.echo(f"simulating {metros} metros for {hours:g} h ...")
-    table = generate(ScenarioConfig(metros=metros, duration_s=hours * 3600, probe_interval_s=5.0))
+    if hours is not None:
+        click.echo(f"simulating {metros} metros for {hours:g} h ...")
+        scenario = ScenarioConfig(metros=metros, duration_s=hours * 3600, probe_interval_s=5.0,
+                                  trend_per_day=trend_per_day)
+        window = WindowSpec(60, 60)
+    else:
+        # End at today's UTC midnight: validation refuses timestamps more than a day ahead of now.
+        start_ns = (int(time.time()) // 86_400 - days) * 86_400 * NS_PER_S
+        base = ScenarioConfig(metros=metros, routers_per_metro=2, links_per_router=8, start_ns=start_ns,
+                              duration_s=days * 86_400.0, probe_interval_s=interval_s, chronic_share=0.3,
+                              borderline_share=0.4, trend_per_day=trend_per_day, incidents=())
+        victim = next((p.name for p in metro_profiles(base) if p.kind == "healthy"), None)
+        incidents = ((victim, (days // 2) * 86_400.0 + 10 * 3600, 6 * 3600.0, 600.0),) if victim else ()
+        scenario = ScenarioConfig(**{**base.__dict__, "incidents": incidents})
+        window = WindowSpec(3600, 3600)
+        settings.windows = (window,)
+        click.echo(f"simulating {metros} metros for {days} days ({scenario.rows:,} samples, probes every "
+                   f"{interval_s:g} s, median RTT trend {trend_per_day:+.1%}/day) ...")
+    table = generate(scenario)
     write_table(table, telemetry)
     settings.reject_path = data / "rejects.jsonl"
     url = settings.clickhouse or f"chdb:{data / 'chdb'}"
     with open_warehouse(url) as warehouse:
         summary = ingest_paths([telemetry], warehouse, settings.ingest_config())
         _print_summary(summary.to_dict(), settings)
-        built = rep.build(warehouse, settings.policy, WindowSpec(60, 60))
+        built = rep.build(warehouse, settings.policy, window, settings.target, settings.registry())
     click.echo("")
     click.echo(rep.render_text(built))
     png = rep.render_png(built, data / "report.png")
     click.echo(f"\nchart: {png}\nexplore: netready --clickhouse {url} sql "
-               "\"SELECT * FROM netready.coverage_daily FINAL\"")
+               "\"SELECT day, coverage, target_path, status, slack_days, forecast_date "
+               "FROM netready.coverage_trajectory FINAL ORDER BY day\"")
 
 
 @main.command(name="run")
@@ -294,6 +328,66 @@ def produce(ctx, bootstrap, topic, fmt, rows_per_message, partitions, metros, ro
         _dump(data)
     else:
         click.echo(f"produced {data}")
+
+
+@main.command()
+@click.option("--bootstrap", help="Kafka bootstrap servers (default from config or 127.0.0.1:19092).")
+@click.option("--windows-topic", help="Input topic of window verdicts [netready.windows].")
+@click.option("--alerts-topic", help="Output topic of alert transitions, '' to disable [netready.alerts].")
+@click.option("--app-id", help="faust app id: consumer group and state topic prefix [netready-alerts].")
+@click.option("--alertmanager", "alertmanager_url", envvar="NETREADY_ALERTMANAGER_URL", metavar="URL",
+              help="Alertmanager base URL, e.g. http://127.0.0.1:9093 (API v2).")
+@click.option("--webhook", "webhook_url", envvar="NETREADY_ALERT_WEBHOOK_URL", metavar="URL",
+              help="Generic webhook receiving alert transitions as JSON.")
+@click.option("--no-clickhouse", is_flag=True, help="Do not record alert history in netready.alerts.")
+@click.option("--resend-interval-s", type=click.FloatRange(min=0.1), help="Re-send firing alerts every N s [60].")
+@click.option("--web-host", help="Address the faust web server (/metrics, /alerts) binds to [127.0.0.1].")
+@click.option("--web-port", type=click.IntRange(0, 65535), help="Port of the faust web server [6066].")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Static label on every alert, repeatable.")
+@click.option("--rule", "rules", multiple=True, metavar="NAME=VALUE",
+              help="Override a rule setting, e.g. regression_fire_windows=3 (repeatable; see docs/alerting.md).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.pass_context
+def alerts(ctx, bootstrap, windows_topic, alerts_topic, app_id, alertmanager_url, webhook_url, no_clickhouse,
+           resend_interval_s, web_host, web_port, labels, rules, log_level) -> None:
+    """Alerting service (faust): window verdicts in; Alertmanager, webhook, Kafka and ClickHouse out."""
+    import dataclasses
+
+    from .alerts.config import from_mapping, rule_config
+    from .alerts.service import run_service
+    from .errors import ConfigError
+
+    settings = _settings(ctx)
+    section = dict(settings.alerts or {})
+    pairs = {}
+    for item, what in [(x, "--label") for x in labels] + [(x, "--rule") for x in rules]:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{what} {item!r}: expected KEY=VALUE")
+        pairs.setdefault(what, {})[key.strip()] = value.strip()
+    config = from_mapping(section, kafka=settings.kafka_settings(), clickhouse_url=settings.clickhouse)
+    if "--label" in pairs or "--rule" in pairs:
+        merged = {**section.get("rules", {}), **{k: _rule_value(v) for k, v in pairs.get("--rule", {}).items()}}
+        config.rules = rule_config(merged, {**section.get("labels", {}), **pairs.get("--label", {})})
+    if bootstrap:
+        config.kafka = dataclasses.replace(config.kafka, bootstrap_servers=bootstrap)
+    for name, value in (("windows_topic", windows_topic), ("app_id", app_id), ("alertmanager_url", alertmanager_url),
+                        ("webhook_url", webhook_url), ("resend_interval_s", resend_interval_s),
+                        ("web_host", web_host), ("web_port", web_port), ("log_level", log_level)):
+        if value is not None:
+            setattr(config, name, value)
+    if alerts_topic is not None:
+        config.alerts_topic = alerts_topic or None
+    if no_clickhouse:
+        config.clickhouse_url = None
+    run_service(config)
+
+
+def _rule_value(text: str):
+    try:
+        return json.loads(text)  # numbers, lists of burn windows
+    except ValueError:
+        return text
 
 
 def run() -> None:

@@ -19,6 +19,14 @@ Example `netready.toml`:
     max_latency_us = 10000000
     max_metros = 10000
     max_links = 1000000
+
+    [target]                         # progress towards the coverage target (pipeline/trajectory.py)
+    coverage = 0.75
+    deadline = 2028-12-31
+    baseline_date = 2026-06-10       # omit both baseline keys for "the first observed day"
+    baseline_coverage = 0.40
+    milestones = [[2027-06-30, 0.55], [2027-12-31, 0.65]]
+    at_risk_points = 5
 """
 from __future__ import annotations
 
@@ -32,6 +40,7 @@ from .errors import ConfigError
 from .ingest import IngestConfig
 from .kafka_config import KafkaSettings
 from .policy import DEFAULT_POLICY, SampleSharePolicy
+from .trajectory import TargetConfig
 from .validate import Limits
 from .windows import DEFAULT_WINDOWS, WindowSpec
 
@@ -51,6 +60,8 @@ class Settings:
     max_links: int = 1_000_000
     kafka: KafkaSettings | None = None
     adapter: dict | None = None
+    alerts: dict | None = None  # the [alerts] section, read by pipeline.alerts.config
+    target: TargetConfig = field(default_factory=TargetConfig)
 
     @classmethod
     def load(cls, path: str | Path | None) -> "Settings":
@@ -65,6 +76,13 @@ class Settings:
             settings.kafka = KafkaSettings.from_mapping(data.pop("kafka"))
         if "adapter" in data:
             settings.adapter = dict(data.pop("adapter"))
+        if "alerts" in data:
+            settings.alerts = dict(data.pop("alerts"))
+        if "target" in data:
+            try:
+                settings.target = TargetConfig.from_mapping(dict(data.pop("target")))
+            except ConfigError as exc:
+                raise ConfigError(f"bad [target] in {path}: {exc}") from exc
         policy = data.pop("policy", None)
         if policy is not None:
             try:
@@ -103,4 +121,4 @@ class Settings:
                                       policy=self.policy, max_metros=self.max_metros,
                                       max_links=self.max_links)
         return IngestConfig(aggregator=aggregator, limits=self.limits, registry=self.registry(),
-                            reject_path=self.reject_path)
+                            reject_path=self.reject_path, target=self.target)

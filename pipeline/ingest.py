@@ -20,14 +20,13 @@ from .aggregate import AggregatorConfig, WindowAggregator
 from .coverage import Registry
 from .decode import read_path
 from .decode.chunk import row_json
-from .landing import DAY_S, Lander, new_version
+from .landing import Lander
 from .records import Reject
 from .rejects import RejectCounter, RejectWriter
-from .tabulate import link_window_table, metro_window_table
+from .trajectory import TargetConfig
 from .validate import Limits, validate_with_positions
 from .warehouse import Warehouse
 from .warehouse.migrations import migrate
-from .windows import NS_PER_S
 
 LAND_EVERY_LINK_ROWS = 200_000
 CHUNK_ROWS = 262_144
@@ -38,6 +37,7 @@ class IngestConfig:
     aggregator: AggregatorConfig = field(default_factory=AggregatorConfig)
     limits: Limits = field(default_factory=Limits)
     registry: Registry = field(default_factory=Registry)
+    target: TargetConfig = field(default_factory=TargetConfig)
     reject_path: Path | None = None
     now_ns: int | None = None  # the "now" for future-timestamp checks; None = wall clock
 
@@ -110,10 +110,10 @@ def ingest_paths(paths: Iterable[str | Path], warehouse: Warehouse, config: Inge
     summary = IngestSummary(run_id=uuid.uuid4().hex, sources=[str(p) for p in paths])
     migrate(warehouse)
     aggregator = WindowAggregator(config.aggregator)
-    lander = Lander(warehouse, config.aggregator.policy, config.aggregator.windows, config.registry)
+    lander = Lander(warehouse, config.aggregator.policy, config.aggregator.windows, config.registry,
+                    config.target)
     pending: list = []
     late_rows: list = []
-    span = [None, None]  # earliest and latest window start landed, in s
 
     def land(force: bool) -> None:
         pending.extend(aggregator.take_windows())
@@ -124,13 +124,8 @@ def ingest_paths(paths: Iterable[str | Path], warehouse: Warehouse, config: Inge
         late_rows.clear()
         if not pending:
             return
-        version = new_version()
-        metro_rows = metro_window_table(pending, aggregator.index, config.aggregator.policy, version)
-        link_rows = link_window_table(pending, aggregator.index, config.aggregator.policy, version)
-        lander.land_windows(metro_rows, link_rows, aggregator.metro_first_seen())
-        starts = [w.start_ns // NS_PER_S for w in pending]
-        span[0] = min(starts + ([span[0]] if span[0] is not None else []))
-        span[1] = max(starts + ([span[1]] if span[1] is not None else []))
+        metro_rows, link_rows = lander.land_results(pending, aggregator.index,
+                                                    aggregator.metro_first_seen())
         summary.windows_emitted += len(pending)
         summary.metro_rows += metro_rows.num_rows
         summary.link_rows += link_rows.num_rows
@@ -163,9 +158,7 @@ def ingest_paths(paths: Iterable[str | Path], warehouse: Warehouse, config: Inge
         land(force=True)
         summary.rejects_by_reason = Counter(rejects.counter.by_reason)
 
-    if span[0] is not None:
-        summary.coverage_rows = lander.refresh_coverage(span[0], span[1])
-        summary.daily_rows = lander.refresh_daily(span[0] - span[0] % DAY_S, span[1] - span[1] % DAY_S)
+    summary.coverage_rows, summary.daily_rows = lander.refresh()
     summary.elapsed_s = time.time() - started
     _record_run(warehouse, summary, config, started)
     return summary

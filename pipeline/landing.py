@@ -9,7 +9,7 @@ converge on the same answer.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -17,7 +17,8 @@ import pyarrow.compute as pc
 
 from .coverage import Registry, coverage_of
 from .policy import SampleSharePolicy
-from .tabulate import measures
+from .tabulate import link_window_table, measures, metro_window_table
+from .trajectory import TargetConfig
 from .rows import RowSet
 from .warehouse import Warehouse
 from .warehouse.base import sql_int, sql_string
@@ -37,6 +38,10 @@ class Lander:
     policy: SampleSharePolicy
     windows: tuple[WindowSpec, ...]
     registry: Registry = Registry()
+    target: TargetConfig = field(default_factory=TargetConfig)
+    outlook_interval_s: float = 0.0  # the worker throttles the 30-day outlook refresh
+    _span_s: tuple[int, int] | None = field(default=None, init=False, repr=False)
+    _outlook_at: float = field(default=-1e18, init=False, repr=False)
 
     @property
     def daily_spec(self) -> WindowSpec | None:
@@ -54,6 +59,33 @@ class Lander:
                 "first_seen_ns": pa.array(list(first_seen_ns.values()), type=pa.int64())}))
         self.warehouse.insert("link_window", link_rows)
         self.warehouse.insert("metro_window", metro_rows)
+
+    def land_results(self, results: list, index, first_seen_ns: dict[str, int]
+                     ) -> tuple[pa.Table, pa.Table]:
+        """Tabulate emitted windows and land them; `refresh()` later updates what they affect."""
+        version = new_version()
+        metro_rows = metro_window_table(results, index, self.policy, version)
+        link_rows = link_window_table(results, index, self.policy, version)
+        self.land_windows(metro_rows, link_rows, first_seen_ns)
+        starts = [w.start_ns // NS_PER_S for w in results]
+        if self._span_s is not None:
+            starts += list(self._span_s)
+        self._span_s = (min(starts), max(starts))
+        return metro_rows, link_rows
+
+    def refresh(self) -> tuple[int, int]:
+        """Recompute coverage and daily rows for every window landed since the last refresh;
+        returns (coverage rows, daily rows) written."""
+        if self._span_s is None:
+            return 0, 0
+        first, last = self._span_s
+        self._span_s = None
+        written = (self.refresh_coverage(first, last),
+                   self.refresh_daily(first - first % DAY_S, last - last % DAY_S))
+        if written[1] and time.monotonic() - self._outlook_at >= self.outlook_interval_s:
+            self.refresh_outlook()
+            self._outlook_at = time.monotonic()
+        return written
 
     def land_late(self, late: pa.Table, watermark_ns: int | None, source: str) -> None:
         if late.num_rows == 0:
@@ -160,6 +192,13 @@ class Lander:
         self.warehouse.insert("metro_daily", daily_table)
         self._coverage_daily(daily_table, version)
         return n
+
+    def refresh_outlook(self) -> None:
+        """Recompute coverage_trajectory and metro_readiness from the daily tables just written."""
+        from . import readiness, trajectory
+
+        trajectory.refresh(self.warehouse, self.policy.id, self.target)
+        readiness.refresh(self.warehouse, self.policy, self.daily_spec, self.registry)
 
     def _coverage_daily(self, daily: pa.Table, version: int) -> None:
         first_seen = self.first_seen()

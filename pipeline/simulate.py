@@ -87,6 +87,7 @@ class ScenarioConfig:
     diurnal_amplitude: float = 0.3
     spike_share: float = 0.001
     one_way_missing_share: float = 0.05  # share of links whose probe reports no one-way value
+    trend_per_day: float = 0.0  # relative change of every median RTT per day (-0.02: 2 % faster each day)
 
     def __post_init__(self) -> None:
         if self.routers_per_metro < 1 or self.links_per_router < 1:
@@ -95,6 +96,8 @@ class ScenarioConfig:
             raise ConfigError("need 0 < probe_interval_s <= duration_s")
         if self.jitter_s <= 0:
             raise ConfigError("jitter_s must be positive")
+        if not -1.0 < self.trend_per_day < 1.0:
+            raise ConfigError("trend_per_day must lie in (-1, 1)")
         lo, hi = self.late_delay_s
         if not 0 <= lo < hi:
             raise ConfigError("late_delay_s must be (low, high) with 0 <= low < high")
@@ -233,6 +236,8 @@ def _sample_rounds(config: ScenarioConfig, plan: _Plan, first: int, stop: int,
 
     # Load varies over hours, so one value per round is exact enough.
     load = _diurnal_load(round_ns, config.diurnal_amplitude)
+    if config.trend_per_day:  # gradual upgrades (or decay): a compounding factor per day of event time
+        load = load * (1.0 + config.trend_per_day) ** ((round_ns - config.start_ns) / (24 * _NS_PER_H))
     noise = np.exp(rng.normal(0.0, _SAMPLE_SIGMA, shape))
     rtt_us = (plan.link_median_us * load[:, None] * noise).ravel()
     spikes = rng.random(n) < config.spike_share

@@ -31,20 +31,19 @@ from ..aggregate import WindowAggregator
 from ..decode.registry import SchemaRegistry
 from ..errors import SinkError
 from ..ingest import IngestConfig
-from ..landing import DAY_S, Lander, new_version
+from ..landing import Lander
 from ..records import Reject
-from ..tabulate import link_window_table, metro_window_table
 from ..validate import validate_with_positions
 from ..warehouse import Warehouse
 from ..warehouse.base import sql_int, sql_string
 from ..warehouse.migrations import migrate
-from ..windows import NS_PER_S
 from . import state
 from .messages import MessageDecoder, decode_batch
 from .metrics import WorkerMetrics
 from .publish import window_events
 
 log = logging.getLogger("netready.worker")
+OUTLOOK_INTERVAL_S = 60.0  # trajectory and readiness read 30 days: refresh them at most once a minute
 
 
 @dataclass
@@ -102,13 +101,13 @@ class Worker:
         self.config = config
         self.warehouse = warehouse
         agg = config.ingest.aggregator
-        self.lander = Lander(warehouse, agg.policy, agg.windows, config.ingest.registry)
+        self.lander = Lander(warehouse, agg.policy, agg.windows, config.ingest.registry,
+                             config.ingest.target, outlook_interval_s=OUTLOOK_INTERVAL_S)
         self.metrics = WorkerMetrics()
         self.summary = WorkerSummary()
         self.parts: dict[int, _Partition] = {}
         self._stop = False
         self._paused = False
-        self._span: list[int | None] = [None, None]  # window starts (s) landed since the last refresh
         consumer_config = config.kafka.consumer_config(config.group_id)
         consumer_config["partition.assignment.strategy"] = "roundrobin"  # eager: whole-partition handover
         self.consumer = Consumer(consumer_config)
@@ -132,7 +131,7 @@ class Worker:
                 if time.monotonic() - last_checkpoint >= self.config.checkpoint_interval_s:
                     self._with_retry(lambda: self._checkpoint(list(self.parts)))
                     last_checkpoint = time.monotonic()
-                if self.config.drain and self._drained():
+                if self.config.drain and len(messages) < self.config.batch_size and self._drained():
                     self._finish_drain()
                     break
             else:
@@ -161,14 +160,14 @@ class Worker:
     def _process_partition(self, partition: int, batch: list) -> None:
         part = self.parts[partition]
         source = f"{self.config.topic}[{partition}]"
-        by_offset = {m.offset(): m for m in batch}
-        payloads, offsets, empty = [], [], []
-        for message in batch:
-            if message.value() is None:
-                empty.append(Reject(source, message.offset(), "empty_message", "message has no value"))
-            else:
-                payloads.append(message.value())
-                offsets.append(message.offset())
+        payloads = [m.value() for m in batch]
+        offsets = [m.offset() for m in batch]
+        empty = []
+        if None in payloads:
+            empty = [Reject(source, o, "empty_message", "message has no value")
+                     for o, p in zip(offsets, payloads) if p is None]
+            offsets = [o for o, p in zip(offsets, payloads) if p is not None]
+            payloads = [p for p in payloads if p is not None]
         chunk = decode_batch(payloads, offsets, source, self.config.fmt, self.config.adapter,
                              self.registry)
         clean, positions, invalid = validate_with_positions(chunk, self.config.ingest.limits)
@@ -176,7 +175,8 @@ class Worker:
         rejects = empty + chunk.rejects + invalid + [
             Reject(source, int(p), r, "refused by the metro/link caps or the policy's field")
             for p, r in zip(outcome.refused_positions.tolist(), outcome.refused["reason"].to_pylist())]
-        self._dead_letter(rejects, by_offset, partition)
+        if rejects:
+            self._dead_letter(rejects, {m.offset(): m for m in batch}, partition)
         if outcome.late.num_rows:
             part.late.append((outcome.late, outcome.watermark_ns))
             self.summary.late += outcome.late.num_rows
@@ -184,7 +184,7 @@ class Worker:
         emitted = part.aggregator.take_windows()
         part.pending.extend(emitted)
         part.emitted_at.extend([time.time()] * len(emitted))
-        part.next_offset = batch[-1].offset() + 1
+        part.next_offset = offsets[-1] + 1 if offsets else batch[-1].offset() + 1
         self.summary.messages += len(batch)
         self.summary.samples += outcome.accepted
         self.metrics.messages.inc(len(batch))
@@ -262,38 +262,26 @@ class Worker:
         self._update_lag()
 
     def _land(self, part: _Partition) -> None:
-        policy = self.config.ingest.aggregator.policy
         for rows, watermark_ns in part.late:
             self.lander.land_late(rows, watermark_ns, self.config.topic)
         part.late.clear()
         if not part.pending:
             return
-        version = new_version()
-        index = part.aggregator.index
-        metro_rows = metro_window_table(part.pending, index, policy, version)
-        link_rows = link_window_table(part.pending, index, policy, version)
-        self.lander.land_windows(metro_rows, link_rows, part.aggregator.metro_first_seen())
+        metro_rows, _link_rows = self.lander.land_results(part.pending, part.aggregator.index,
+                                                          part.aggregator.metro_first_seen())
         landed_at = time.time()
         for emitted_at in part.emitted_at:
             self.metrics.emit_delay.observe(max(0.0, landed_at - emitted_at))
         if self.config.windows_topic:
             for key, value in window_events(metro_rows):
                 self._produce(self.config.windows_topic, key, value)
-        starts = [w.start_ns // NS_PER_S for w in part.pending]
-        self._span = [min(starts + [s for s in self._span[:1] if s is not None]),
-                      max(starts + [s for s in self._span[1:] if s is not None])]
         self.summary.windows += len(part.pending)
         self.metrics.windows.inc(len(part.pending))
         part.pending.clear()
         part.emitted_at.clear()
 
     def _refresh(self) -> None:
-        if self._span[0] is None:
-            return
-        first, last = self._span
-        self.lander.refresh_coverage(first, last)
-        self.lander.refresh_daily(first - first % DAY_S, last - last % DAY_S)
-        self._span = [None, None]
+        self.lander.refresh()
 
     def _with_retry(self, action) -> None:
         """Retry retryable sink failures with exponential back-off, consumption paused meanwhile."""
