@@ -249,6 +249,8 @@ def demo(ctx, data_dir, metros, days, hours, interval_s, trend_per_day) -> None:
 @click.option("--dlq-topic", default="netready.dlq", show_default=True)
 @click.option("--checkpoint-interval-s", type=click.FloatRange(min=0.1), default=5.0, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=20_000, show_default=True)
+@click.option("--max-backoff-s", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Longest wait between retries while ClickHouse is unreachable.")
 @click.option("--metrics-port", type=int, help="Serve Prometheus /metrics on PORT.")
 @click.option("--metrics-address", default="127.0.0.1", show_default=True,
               help="Address the metrics endpoint binds to (localhost unless you say otherwise).")
@@ -257,7 +259,7 @@ def demo(ctx, data_dir, metros, days, hours, interval_s, trend_per_day) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the final summary as JSON.")
 @click.pass_context
 def run_worker(ctx, bootstrap, topic, group_id, fmt, schema_registry_url, windows_topic, dlq_topic, checkpoint_interval_s,
-               batch_size, metrics_port, metrics_address, log_format, drain, as_json) -> None:
+               batch_size, max_backoff_s, metrics_port, metrics_address, log_format, drain, as_json) -> None:
     """The streaming worker: Kafka in, windows into ClickHouse and onto the windows topic."""
     import dataclasses
 
@@ -279,7 +281,7 @@ def run_worker(ctx, bootstrap, topic, group_id, fmt, schema_registry_url, window
                           ingest=settings.ingest_config(), batch_size=batch_size,
                           checkpoint_interval_s=checkpoint_interval_s, drain=drain,
                           metrics_port=metrics_port, metrics_address=metrics_address,
-                          schema_registry_url=schema_registry_url)
+                          schema_registry_url=schema_registry_url, max_backoff_s=max_backoff_s)
     with _warehouse(settings) as warehouse:
         summary = Worker(config, warehouse).run()
     if as_json:
