@@ -56,12 +56,14 @@ def load(schema_dir: Path = SCHEMA_DIR) -> list[Migration]:
 
 def migrate(warehouse: Warehouse, schema_dir: Path = SCHEMA_DIR) -> list[int]:
     """Apply every migration (idempotently); return the versions newly recorded."""
-    features = warehouse.features()
     migrations = load(schema_dir)
+    done = _applied(warehouse)
+    if done >= {m.version for m in migrations}:
+        return []  # up to date: skip the DDL round trips (they cost seconds on a short run)
+    features = warehouse.features()
     for statement in migrations[0].statements(features):
         warehouse.execute(statement)
-    done = set(warehouse.query("SELECT version FROM netready.schema_migrations")
-               .column("version").to_pylist())
+    done = _applied(warehouse)
     applied = []
     for migration in migrations:
         for statement in migration.statements(features):
@@ -72,3 +74,14 @@ def migrate(warehouse: Warehouse, schema_dir: Path = SCHEMA_DIR) -> list[int]:
                 "name": pa.array([migration.name], type=pa.string())}))
             applied.append(migration.version)
     return applied
+
+
+def _applied(warehouse: Warehouse) -> set[int]:
+    """Versions recorded as applied; empty when the ledger does not exist yet."""
+    from ..errors import SinkError
+
+    try:
+        return set(warehouse.query("SELECT version FROM netready.schema_migrations")
+                   .column("version").to_pylist())
+    except SinkError:
+        return set()
