@@ -392,6 +392,36 @@ def _rule_value(text: str):
         return text
 
 
+@main.command()
+@click.option("--policy", "policy_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The new policy, a SampleSharePolicy JSON file.")
+@click.option("--source-policy", help="Policy id of the stored windows to start from "
+              "(default: the configured policy if stored, else the only stored one).")
+@click.option("--from", "from_day", type=click.DateTime(["%Y-%m-%d"]), metavar="DAY",
+              help="First UTC day (default: first stored).")
+@click.option("--to", "to_day", type=click.DateTime(["%Y-%m-%d"]), metavar="DAY",
+              help="Last UTC day, inclusive (default: last stored).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def recompute(ctx, policy_path, source_policy, from_day, to_day, as_json) -> None:
+    """Re-judge stored metro windows under a new policy, from their histograms, with error bounds."""
+    from .recompute import read_policy_file
+    from .recompute import recompute as run_recompute
+
+    settings = _settings(ctx)
+    target = read_policy_file(policy_path)
+    with _warehouse(settings) as warehouse:
+        summary = run_recompute(warehouse, target,
+                                source_policy or settings.policy.id, explicit_source=source_policy is not None,
+                                first_day=from_day.date() if from_day else None,
+                                last_day=to_day.date() if to_day else None,
+                                registry=settings.registry(), target_config=settings.target)
+    if as_json:
+        _dump(summary.to_dict())
+    else:
+        click.echo(summary.render())
+
+
 def run() -> None:
     try:
         code = main(standalone_mode=False)
