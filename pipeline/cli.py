@@ -394,7 +394,7 @@ def _rule_value(text: str):
 
 @main.command()
 @click.option("--policy", "policy_path", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="The new policy, a SampleSharePolicy JSON file.")
+              help="The new policy: a sample-share or site-coverage JSON file (docs/policies.md).")
 @click.option("--source-policy", help="Policy id of the stored windows to start from "
               "(default: the configured policy if stored, else the only stored one).")
 @click.option("--from", "from_day", type=click.DateTime(["%Y-%m-%d"]), metavar="DAY",
@@ -409,6 +409,11 @@ def recompute(ctx, policy_path, source_policy, from_day, to_day, as_json) -> Non
     from .recompute import recompute as run_recompute
 
     settings = _settings(ctx)
+    from .policy import SiteCoveragePolicy, load_policy
+
+    if isinstance(load_policy(policy_path), SiteCoveragePolicy):
+        _recompute_sites(settings, load_policy(policy_path), source_policy, from_day, to_day, as_json)
+        return
     target = read_policy_file(policy_path)
     with _warehouse(settings) as warehouse:
         summary = run_recompute(warehouse, target,
@@ -420,6 +425,30 @@ def recompute(ctx, policy_path, source_policy, from_day, to_day, as_json) -> Non
         _dump(summary.to_dict())
     else:
         click.echo(summary.render())
+
+
+def _recompute_sites(settings, policy, source_policy, from_day, to_day, as_json) -> None:
+    """A site-coverage policy judges stored link windows (see docs/policies.md)."""
+    import calendar
+
+    from .site_coverage import evaluate
+
+    def day_s(day, end: bool) -> int | None:
+        if day is None:
+            return None
+        return calendar.timegm(day.timetuple()) + (86_400 - 1 if end else 0)
+
+    with _warehouse(settings) as warehouse:
+        result = evaluate(warehouse, policy, source_policy or settings.policy.id,
+                          first_s=day_s(from_day, False), last_s=day_s(to_day, True),
+                          registry=settings.registry(), target=settings.target)
+    summary = {"policy": result.policy_id, "base_policy": result.base_policy_id,
+               "site_rows": result.site_rows.num_rows, "metro_window_rows": result.metro_rows.num_rows,
+               "coverage_window_rows": result.coverage_rows, "daily_rows": result.daily_rows}
+    if as_json:
+        _dump(summary)
+    else:
+        click.echo(", ".join(f"{k} {v}" for k, v in summary.items()))
 
 
 def run() -> None:

@@ -67,6 +67,7 @@ class Lander:
         metro_rows = metro_window_table(results, index, self.policy, version)
         link_rows = link_window_table(results, index, self.policy, version)
         self.land_windows(metro_rows, link_rows, first_seen_ns)
+        self.land_paths(index.take_new_paths(), version)
         starts = [w.start_ns // NS_PER_S for w in results]
         if self._span_s is not None:
             starts += list(self._span_s)
@@ -86,6 +87,17 @@ class Lander:
             self.refresh_outlook()
             self._outlook_at = time.monotonic()
         return written
+
+    def land_paths(self, paths: list[tuple], version: int | None = None) -> int:
+        """Land (metro, router, link, site, dc) rows in `netready.link_paths`; returns rows."""
+        if not paths:
+            return 0
+        cols = list(zip(*paths))
+        self.warehouse.insert("link_paths", pa.table({
+            name: pa.array(list(values), type=pa.string())
+            for name, values in zip(("metro", "router", "link", "site", "dc"), cols)} | {
+            "version": pa.array([version or new_version()] * len(paths), type=pa.uint64())}))
+        return len(paths)
 
     def land_late(self, late: pa.Table, watermark_ns: int | None, source: str) -> None:
         if late.num_rows == 0:
@@ -188,6 +200,11 @@ class Lander:
                  "windows": pa.array(rows["windows"].to_pylist(), type=pa.uint32()),
                  "compliant_windows": pa.array(rows["compliant_windows"].to_pylist(), type=pa.uint32()),
                  "version": pa.array([version] * n, type=pa.uint64())}
+        site_verdicts = getattr(self.policy, "daily_verdicts", None)
+        if site_verdicts is not None:  # a site-coverage policy judges days from its site rows
+            day_s = np.asarray(rows["day_s"].to_pylist(), dtype=np.int64)
+            verdicts = site_verdicts(self.warehouse, rows["metro"].to_pylist(), day_s.tolist())
+            daily["compliant"] = pa.array(np.asarray(verdicts, dtype=np.uint8))
         daily_table = pa.table(daily)
         self.warehouse.insert("metro_daily", daily_table)
         self._coverage_daily(daily_table, version)

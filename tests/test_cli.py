@@ -173,3 +173,20 @@ def test_negative_lateness_is_a_usage_error(netready, tmp_path):
     data.write_text('{"ts": 1764546000000000000, "metro": "a", "router": "r", "link": "l", "rtt_us": 1}\n')
     proc = netready("--clickhouse", f"chdb:{tmp_path / 'ch'}", "ingest", data, "--lateness-s", "-5")
     assert proc.returncode == 2 and "--lateness-s" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_recompute_with_a_site_coverage_policy(netready, tmp_path):
+    """The recompute command dispatches on the policy file's kind and lands the site policy's rows."""
+    data = tmp_path / "t.parquet"
+    ok(netready("simulate", "--out", data, "--metros", "4", "--routers", "2", "--links", "2",
+                "--duration-s", "600"))
+    url = f"chdb:{tmp_path / 'ch'}"
+    ok(netready("--clickhouse", url, "ingest", data))
+    policy = tmp_path / "site.json"
+    policy.write_text(json.dumps({"kind": "site-coverage", "site_share_bar": 0.5}))
+    summary = json.loads(ok(netready("--clickhouse", url, "recompute", "--policy", policy, "--json")).stdout)
+    assert summary["policy"].startswith("site-coverage.v1:") and summary["site_rows"] > 0
+    rows = json.loads(ok(netready("--clickhouse", url, "sql",
+                                  "SELECT DISTINCT policy FROM netready.coverage_window FINAL ORDER BY policy",
+                                  "--format", "json")).stdout)
+    assert [r["policy"] for r in rows] == sorted(["sample-share.v1:rtt_us<1000@0.99/min100", summary["policy"]])

@@ -14,6 +14,7 @@ computed from the definitions in CONTEXT.md alone:
 from __future__ import annotations
 
 import json
+import time
 import math
 from collections import Counter, defaultdict
 from datetime import datetime, timezone
@@ -37,7 +38,8 @@ LATENESS_NS = 30 * NS
 DAY_S = 86_400
 THRESHOLD = 1000.0
 FAMILIES = ((60, 60), (300, 60))
-T0_S = int(datetime(2025, 11, 30, 23, 40, tzinfo=timezone.utc).timestamp())  # crosses midnight
+# 30 days ago, 20 min before a UTC midnight: recent enough for every table's TTL, and crosses a day.
+T0_S = (int(time.time()) // DAY_S - 30) * DAY_S - 20 * 60
 DURATION_S = 40 * 60
 MIDNIGHT_S = T0_S + 20 * 60
 END_S = T0_S + DURATION_S

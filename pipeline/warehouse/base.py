@@ -16,7 +16,7 @@ from ..errors import SinkError
 TABLES = frozenset({
     "schema_migrations", "metro_window", "link_window", "coverage_window", "metro_daily",
     "coverage_daily", "metros", "policies", "late_samples", "ingest_runs", "alerts", "checkpoints",
-    "coverage_trajectory", "metro_readiness",
+    "coverage_trajectory", "metro_readiness", "link_paths", "site_window",
 })
 
 
