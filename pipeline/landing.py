@@ -176,20 +176,7 @@ class Lander:
             "GROUP BY metro, day_s ORDER BY day_s, metro")
         if rows.num_rows == 0:
             return 0
-        buckets = rows["buckets"].to_pylist()
-        counts = rows["counts"].to_pylist()
-        lengths = np.array([len(b) for b in buckets], dtype=np.int64)
-        merged = RowSet(
-            key=np.arange(rows.num_rows, dtype=np.int32),
-            samples=np.asarray(rows["samples"].to_pylist(), dtype=np.int64),
-            under=np.asarray(rows["under"].to_pylist(), dtype=np.int64),
-            min_us=np.asarray(rows["min_us"].to_pylist(), dtype=np.float64),
-            max_us=np.asarray(rows["max_us"].to_pylist(), dtype=np.float64),
-            sum_us=np.asarray(rows["sum_us"].to_pylist(), dtype=np.float64),
-            hist_offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-            hist_bucket=np.asarray([b for bs in buckets for b in bs], dtype=np.uint16),
-            hist_count=np.asarray([c for cs in counts for c in cs], dtype=np.int64),
-        )
+        merged = RowSet.from_sql(rows)
         version = new_version()
         n = rows.num_rows
         daily = {"metro": rows["metro"].cast(pa.string()),

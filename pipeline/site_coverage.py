@@ -111,23 +111,6 @@ def path_rows(warehouse: Warehouse, base_policy_id: str, spec: WindowSpec, first
         "GROUP BY metro, start_s, site, dc ORDER BY metro, start_s, site, dc")
 
 
-def _rowset(rows: pa.Table) -> RowSet:
-    buckets = rows["buckets"].to_pylist()
-    counts = rows["counts"].to_pylist()
-    lengths = np.array([len(b) for b in buckets], dtype=np.int64)
-    return RowSet(
-        key=np.arange(rows.num_rows, dtype=np.int32),
-        samples=np.asarray(rows["samples"].to_pylist(), dtype=np.int64),
-        under=np.asarray(rows["under"].to_pylist(), dtype=np.int64),
-        min_us=np.asarray(rows["min_us"].to_pylist(), dtype=np.float64),
-        max_us=np.asarray(rows["max_us"].to_pylist(), dtype=np.float64),
-        sum_us=np.asarray(rows["sum_us"].to_pylist(), dtype=np.float64),
-        hist_offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-        hist_bucket=np.asarray([b for bs in buckets for b in bs], dtype=np.uint16),
-        hist_count=np.asarray([c for cs in counts for c in cs], dtype=np.int64),
-    )
-
-
 def _str(column) -> list:
     return pc.cast(column, pa.string()).to_pylist() if column.type != pa.string() else column.to_pylist()
 
@@ -154,7 +137,7 @@ def judge(policy: SiteCoveragePolicy, paths: pa.Table, reporting: set[tuple[str,
     weights = policy.weights
     sites: dict[tuple[str, int], dict[str, tuple]] = {}
     if paths.num_rows:
-        rows = _rowset(paths)
+        rows = RowSet.from_sql(paths)
         meets = policy.compliant(rows.samples, rows.under)
         p99 = rows.quantiles_us([0.99])[:, 0]
         with np.errstate(invalid="ignore", divide="ignore"):

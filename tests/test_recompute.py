@@ -275,7 +275,9 @@ def test_cli_recompute(landed, tmp_path, netready):
     proc = netready("--clickhouse", url, "recompute", "--policy", one_way)
     assert proc.returncode == 1 and "measure rtt_us" in proc.stderr and "one_way_us" in proc.stderr
 
+    # A site-coverage file goes to the site evaluator, which refuses a threshold with no stored
+    # sample-share windows to reuse.
     other_kind = tmp_path / "site.json"
-    other_kind.write_text(json.dumps({"kind": "site-coverage", "threshold_us": 1000.0}))
+    other_kind.write_text(json.dumps({"kind": "site-coverage", "threshold_us": 700.0}))
     proc = netready("--clickhouse", url, "recompute", "--policy", other_kind)
-    assert proc.returncode == 1 and "sample-share policies only" in proc.stderr
+    assert proc.returncode == 1 and "cannot be reused" in proc.stderr

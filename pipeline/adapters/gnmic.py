@@ -24,7 +24,7 @@ from pipeline.decode.jsonl import json_error
 from pipeline.decode.message import MAX_MESSAGE_BYTES
 from pipeline.decode.rows import RowBuilder
 
-from .mapping import AdapterMapping, find_value, int64_ns, json_type, oversized, pick_names, to_us, value_names
+from .mapping import AdapterMapping, find_value, int64_ns, json_type, oversized, build_record, to_us, value_names
 
 Problem = tuple[str, str]
 
@@ -77,18 +77,7 @@ def event_row(event: Any, mapping: AdapterMapping) -> dict | Problem:
         return "missing_field", "timestamp is missing"
     if type(ts) is not int or int64_ns(ts) is None:
         return "bad_timestamp", f"timestamp must be integer ns since the epoch, got {json_type(ts)} {ts!r:.40}"
-    tags = event.get("tags")
-    if tags is None:
-        tags = {}
-    elif type(tags) is not dict:
-        return "wrong_type", f"tags must be an object, got {json_type(tags)}"
-    reason, detail, names = pick_names(tags, mapping)
-    if names is None:
-        return reason, detail
-    names["ts"] = ts
-    names["rtt_us"] = rtt
-    names["one_way_us"] = one_way
-    return names
+    return build_record(event.get("tags"), mapping, ts, rtt, one_way)
 
 
 def _latency(values: dict, key: str, unit: str, option: str, optional: bool = False

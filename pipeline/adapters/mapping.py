@@ -197,6 +197,22 @@ def to_us(value: Any, unit: str) -> float | None:
     return None
 
 
+def build_record(tags: Any, mapping: AdapterMapping, ts: int, rtt: float, one_way: float | None
+                 ) -> dict | tuple[str, str]:
+    """The telemetry record from an event's tags and its already-read values, or (reason, detail)."""
+    if tags is None:
+        tags = {}
+    elif type(tags) is not dict:
+        return "wrong_type", f"tags must be an object, got {json_type(tags)}"
+    reason, detail, names = pick_names(tags, mapping)
+    if names is None:
+        return reason, detail
+    names["ts"] = ts
+    names["rtt_us"] = rtt
+    names["one_way_us"] = one_way
+    return names
+
+
 def pick_names(tags: Mapping[str, Any], mapping: AdapterMapping) -> tuple[str, str, dict | None]:
     """("", "", names) with metro/router/link/site/dc from tags, or (reason, detail, None)."""
     names: dict[str, Any] = {}

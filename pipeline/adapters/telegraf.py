@@ -28,7 +28,7 @@ from pipeline.decode.message import MAX_MESSAGE_BYTES
 from pipeline.decode.rows import RowBuilder
 from pipeline.decode.timestamps import parse_rfc3339_one
 
-from .mapping import (NS_PER_TIMESTAMP_UNIT, AdapterMapping, int64_ns, json_type, oversized, pick_names,
+from .mapping import (NS_PER_TIMESTAMP_UNIT, AdapterMapping, int64_ns, json_type, oversized, build_record,
                       timestamp_unit_of, to_us, value_names)
 
 Problem = tuple[str, str]
@@ -113,18 +113,7 @@ def metric_row(metric: Any, mapping: AdapterMapping, ns_per_unit: int) -> dict |
         raw = metric["timestamp"]
         return "bad_timestamp", (f"timestamp must be a number of {_unit_name(ns_per_unit)} since the epoch "
                                  f"or RFC 3339 with a zone, got {json_type(raw)} {raw!r:.40}")
-    tags = metric.get("tags")
-    if tags is None:
-        tags = {}
-    elif type(tags) is not dict:
-        return "wrong_type", f"tags must be an object, got {json_type(tags)}"
-    reason, detail, names = pick_names(tags, mapping)
-    if names is None:
-        return reason, detail
-    names["ts"] = ts
-    names["rtt_us"] = rtt
-    names["one_way_us"] = one_way
-    return names
+    return build_record(metric.get("tags"), mapping, ts, rtt, one_way)
 
 
 def _latency(fields: dict, key: str, unit: str) -> float | Problem:
