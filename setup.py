@@ -39,6 +39,7 @@ setup(
         "clickhouse-driver>=0.2.9",
         "confluent-kafka>=2.3",
         "faust-streaming>=0.11",
+        "cramjam>=2.8",  # lets faust (aiokafka) read the lz4/zstd/snappy batches our producers send
         "cython>=3.0",
         "matplotlib>=3.8",
         "tqdm>=4.66",
