@@ -190,3 +190,16 @@ def test_recompute_with_a_site_coverage_policy(netready, tmp_path):
                                   "SELECT DISTINCT policy FROM netready.coverage_window FINAL ORDER BY policy",
                                   "--format", "json")).stdout)
     assert [r["policy"] for r in rows] == sorted(["sample-share.v1:rtt_us<1000@0.99/min100", summary["policy"]])
+
+
+def test_demo_shows_coverage_trajectory_and_writes_the_chart(netready, tmp_path):
+    """The README's main job, scaled down: simulate, ingest into chdb, report with the chart."""
+    out = ok(netready("demo", "--data-dir", tmp_path / "demo", "--metros", "8", "--days", "3")).stdout
+    assert "Target 75% of metros by 2028-12-31" in out and "Forecast" in out
+    assert "National coverage by UTC day" in out and "Readiness" in out
+    chart = tmp_path / "demo" / "report.png"
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 20_000
+    days = json.loads(ok(netready("--clickhouse", f"chdb:{tmp_path / 'demo' / 'chdb'}", "sql",
+                                  "SELECT count() AS n FROM netready.coverage_daily FINAL",
+                                  "--format", "json")).stdout)
+    assert days == [{"n": 3}]
