@@ -108,6 +108,7 @@ class Worker:
         self.parts: dict[int, _Partition] = {}
         self._stop = False
         self._paused = False
+        self._delivery_errors = 0  # failed deliveries since the last checkpoint flush
         consumer_config = config.kafka.consumer_config(config.group_id)
         consumer_config["partition.assignment.strategy"] = "roundrobin"  # eager: whole-partition handover
         self.consumer = Consumer(consumer_config)
@@ -224,8 +225,6 @@ class Worker:
             self._delivery_errors += 1
             log.error("delivery to %s failed: %s", message.topic(), error)
 
-    _delivery_errors = 0
-
     # ---------------------------------------------------------------- checkpoints
     def _checkpoint(self, partitions: list[int]) -> None:
         """Land, publish, store state, then commit; any failure leaves the commit undone."""
@@ -234,7 +233,7 @@ class Worker:
             return
         for partition, part in parts.items():
             self._land(part)
-        self._refresh()
+        self.lander.refresh()
         self._delivery_errors = 0
         remaining = self.producer.flush(30)
         if remaining or self._delivery_errors:
@@ -279,9 +278,6 @@ class Worker:
         self.metrics.windows.inc(len(part.pending))
         part.pending.clear()
         part.emitted_at.clear()
-
-    def _refresh(self) -> None:
-        self.lander.refresh()
 
     def _with_retry(self, action) -> None:
         """Retry retryable sink failures with exponential back-off, consumption paused meanwhile."""
@@ -405,7 +401,7 @@ class Worker:
         def land_all() -> None:
             for part in self.parts.values():
                 self._land(part)
-            self._refresh()
+            self.lander.refresh()
             if self.producer.flush(30):
                 raise SinkError("window messages undelivered", retryable=True)
 
