@@ -21,6 +21,7 @@ drained for up to `drain_timeout_s`.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import ssl
@@ -75,6 +76,35 @@ def _queues(cfg: ServiceConfig) -> dict[str, RetryQueue]:
     return queues
 
 
+def durable_table_class():
+    """A faust Table whose changelog writes can be awaited.
+
+    faust sends table writes through a buffer whose flush gives up after 0.1 s without
+    progress, so under load an offset commit can overtake the state written for the events
+    it commits; a restart then restores older state than the offsets assume and events are
+    lost to the rules. Awaiting each event's writes before taking the next keeps the
+    changelog at least as fresh as the committed offsets.
+    """
+    import faust
+
+    class DurableTable(faust.Table):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._unsent: list = []
+
+        def send_changelog(self, *args, **kwargs):
+            future = super().send_changelog(*args, **kwargs)
+            self._unsent.append(future)
+            return future
+
+        async def changelog_written(self) -> None:
+            unsent, self._unsent = self._unsent, []
+            if unsent:
+                await asyncio.gather(*unsent)
+
+    return DurableTable
+
+
 def build_app(cfg: ServiceConfig):
     """The faust app (not started)."""
     import faust
@@ -84,7 +114,8 @@ def build_app(cfg: ServiceConfig):
         store="memory://", autodiscover=False, web_enabled=cfg.web_enabled, web_bind=cfg.web_host,
         web_host=cfg.web_host, web_port=cfg.web_port, topic_partitions=1,
         topic_replication_factor=cfg.replication_factor, consumer_auto_offset_reset="earliest",
-        producer_acks=-1, table_standby_replicas=0, broker_client_id=cfg.kafka.client_id + "-alerts")
+        producer_acks=-1, table_standby_replicas=0, broker_client_id=cfg.kafka.client_id + "-alerts",
+        Table=durable_table_class())
     windows = app.topic(cfg.windows_topic, key_serializer="raw", value_serializer="raw")
     by_policy = app.topic(f"{cfg.app_id}-windows-by-policy", partitions=1, internal=True,
                           key_serializer="raw", value_serializer="raw")
@@ -155,6 +186,8 @@ def build_app(cfg: ServiceConfig):
             policy_table[event.policy] = out.policy_state
             if out.history_changed:
                 policy_table[history_key] = out.history
+            await metro_table.changelog_written()
+            await policy_table.changelog_written()
 
     def current_firing() -> list[AlertEvent]:
         firing = []

@@ -222,8 +222,9 @@ def test_regression_fires_and_resolves_once_across_a_restart(stack, tmp_path):
         got = reader.wait_for(2, 60, proc)
         assert len(got) >= 2, f"no resolve on {alerts_topic}; service log:\n{log_path.read_text()[-4000:]}"
         got = reader.settle(4)  # anything more (a duplicate firing) would arrive by now
-        assert [(m["alertname"], m["status"], m["labels"]["metro"]) for m in got] == [
-            (REGRESSION, "firing", incident), (REGRESSION, "resolved", incident)]
+        assert [(m["alertname"], m["status"], m["labels"].get("metro")) for m in got] == [
+            (REGRESSION, "firing", incident), (REGRESSION, "resolved", incident)], (
+            json.dumps(got, indent=1) + "\nservice log:\n" + log_path.read_text()[-6000:])
         resolved = got[1]
         assert resolved["event_time"] == resolved["ends_at"] == _iso(base_s + 17 * 60)
         assert resolved["fingerprint"] == fired["fingerprint"] and resolved["starts_at"] == fired["starts_at"]
