@@ -15,4 +15,4 @@ if [ "${NETREADY_SKIP_STACK:-0}" != 1 ]; then
     started_stack=1
     export NETREADY_REQUIRE_STACK=1
 fi
-.venv/bin/python -m pytest -q "$@"
+.venv/bin/python -m pytest -q --durations=25 "$@"
