@@ -255,22 +255,28 @@ def demo(ctx, data_dir, metros, days, hours, interval_s, trend_per_day) -> None:
 @click.option("--metrics-address", default="127.0.0.1", show_default=True,
               help="Address the metrics endpoint binds to (localhost unless you say otherwise).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
+              show_default=True)
 @click.option("--drain", is_flag=True, help="Consume to the end of the assigned partitions, close every window, land, commit and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final summary as JSON.")
 @click.pass_context
 def run_worker(ctx, bootstrap, topic, group_id, fmt, schema_registry_url, windows_topic, dlq_topic, checkpoint_interval_s,
-               batch_size, max_backoff_s, metrics_port, metrics_address, log_format, drain, as_json) -> None:
+               batch_size, max_backoff_s, metrics_port, metrics_address, log_format, log_level, drain,
+               as_json) -> None:
     """The streaming worker: Kafka in, windows into ClickHouse and onto the windows topic."""
     import dataclasses
+    import logging
 
+    from .kafka_access import check_access
     from .logs import configure_logging
     from .stream.worker import Worker, WorkerConfig
 
-    configure_logging(log_format)
+    configure_logging(log_format, getattr(logging, log_level.upper()))
     settings = _settings(ctx)
     kafka = settings.kafka_settings()
     if bootstrap:
         kafka = dataclasses.replace(kafka, bootstrap_servers=bootstrap)
+    check_access(kafka)
     adapter = None
     if fmt in ("gnmic", "telegraf"):
         from .adapters import message_decoder
@@ -300,6 +306,8 @@ def run_worker(ctx, bootstrap, topic, group_id, fmt, schema_registry_url, window
 @click.option("--partitions", type=click.IntRange(min=1), default=4, show_default=True,
               help="Partitions if the topic has to be created.")
 @click.option("--metros", type=int, default=24, show_default=True)
+@click.option("--metro-name", "metro_names", multiple=True, metavar="NAME",
+              help="Simulate metros with these names (repeatable; replaces --metros).")
 @click.option("--routers", type=int, default=4, show_default=True)
 @click.option("--links", type=int, default=8, show_default=True)
 @click.option("--duration-s", type=float, default=600, show_default=True)
@@ -308,11 +316,12 @@ def run_worker(ctx, bootstrap, topic, group_id, fmt, schema_registry_url, window
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def produce(ctx, bootstrap, topic, fmt, rows_per_message, partitions, metros, routers, links, duration_s,
-            interval_s, late_share, seed, as_json) -> None:
+def produce(ctx, bootstrap, topic, fmt, rows_per_message, partitions, metros, metro_names, routers, links,
+            duration_s, interval_s, late_share, seed, as_json) -> None:
     """Produce simulated telemetry to Kafka, keyed by metro (load tests and demos)."""
     import dataclasses
 
+    from .kafka_access import check_access
     from .produce import create_topics
     from .produce import produce as run_producer
     from .simulate import ScenarioConfig
@@ -320,9 +329,10 @@ def produce(ctx, bootstrap, topic, fmt, rows_per_message, partitions, metros, ro
     kafka = _settings(ctx).kafka_settings()
     if bootstrap:
         kafka = dataclasses.replace(kafka, bootstrap_servers=bootstrap)
-    scenario = ScenarioConfig(metros=metros, routers_per_metro=routers, links_per_router=links,
-                              duration_s=duration_s, probe_interval_s=interval_s, late_share=late_share,
-                              seed=seed)
+    check_access(kafka)
+    scenario = ScenarioConfig(metros=list(metro_names) or metros, routers_per_metro=routers,
+                              links_per_router=links, duration_s=duration_s, probe_interval_s=interval_s,
+                              late_share=late_share, seed=seed)
     create_topics(kafka, {topic: partitions})
     summary = run_producer(kafka, topic, scenario, fmt, rows_per_message=rows_per_message)
     data = dataclasses.asdict(summary) if dataclasses.is_dataclass(summary) else dict(summary)
@@ -358,6 +368,7 @@ def alerts(ctx, bootstrap, windows_topic, alerts_topic, app_id, alertmanager_url
     from .alerts.config import from_mapping, rule_config
     from .alerts.service import run_service
     from .errors import ConfigError
+    from .kafka_access import check_access
 
     settings = _settings(ctx)
     section = dict(settings.alerts or {})
@@ -382,6 +393,7 @@ def alerts(ctx, bootstrap, windows_topic, alerts_topic, app_id, alertmanager_url
         config.alerts_topic = alerts_topic or None
     if no_clickhouse:
         config.clickhouse_url = None
+    check_access(config.kafka)
     run_service(config)
 
 

@@ -31,7 +31,7 @@ Example `netready.toml`:
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .aggregate import AggregatorConfig
@@ -108,6 +108,15 @@ class Settings:
         if data:
             raise ConfigError(f"unknown settings in {path}: {', '.join(sorted(data))}")
         return settings
+
+    def __repr__(self) -> str:
+        """The dataclass repr, with a password in the ClickHouse URL masked (Kafka secrets mask
+        themselves), so settings can be logged."""
+        from .warehouse.url import redact_url
+
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown["clickhouse"] = redact_url(self.clickhouse)
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def kafka_settings(self) -> KafkaSettings:
         """The `[kafka]` section, else NETREADY_KAFKA_* environment variables."""

@@ -20,9 +20,10 @@ apt_install() {
 }
 
 # A C++ compiler for the kernel; a CJK font so charts show Chinese metro names;
-# docker-compose (no engine needed) so tests can validate docker-compose.yml.
+# docker-compose (no engine needed) so tests can validate docker-compose.yml;
+# openssl so the security tests can make their CA and broker certificates.
 if command -v apt-get >/dev/null; then
-    apt_install g++ fonts-wqy-microhei docker-compose
+    apt_install g++ fonts-wqy-microhei docker-compose openssl
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -128,3 +128,41 @@ def test_wrong_password_is_a_clear_error(stack):
         warehouse.server_version()
     assert "wrong" not in str(info.value)
     assert "516" in str(info.value) or "192" in str(info.value) or "password" in str(info.value).lower()
+
+
+def test_analyst_cannot_insert_alter_drop_or_lift_readonly(stack):
+    """Every kind of write by the read-only analyst is refused (code 164) and changes nothing,
+    through clickhouse-client and through netready's own client; SELECT still works. Runs on a
+    scratch database so a server that wrongly allowed a DROP would lose nothing shared."""
+    import uuid
+
+    from pipeline.errors import SinkError
+
+    db = f"netready_sec_{uuid.uuid4().hex[:10]}"
+    for statement in (f"CREATE DATABASE {db}", f"CREATE TABLE {db}.t (a UInt8) ENGINE = MergeTree ORDER BY a",
+                      f"INSERT INTO {db}.t VALUES (1)"):
+        made = _client(stack, statement)
+        assert made.returncode == 0, made.stderr
+    try:
+        for statement in (f"INSERT INTO {db}.t VALUES (2)", f"ALTER TABLE {db}.t DELETE WHERE 1",
+                          f"ALTER TABLE {db}.t ADD COLUMN b UInt8", f"TRUNCATE TABLE {db}.t",
+                          f"DROP TABLE {db}.t", f"DROP DATABASE {db}",
+                          f"CREATE TABLE {db}.u (a UInt8) ENGINE = Memory", "SET readonly = 0"):
+            denied = _client(stack, statement, user="analyst", password="analyst-secret")
+            assert denied.returncode != 0 and "Code: 164" in denied.stderr and "readonly mode" in denied.stderr, \
+                (statement, denied.stderr)
+        host = urlparse(stack["CLICKHOUSE_URL"])
+        analyst = ServerWarehouse(host.hostname, host.port, "analyst", "analyst-secret", "netready")
+        try:
+            with pytest.raises(SinkError) as info:
+                analyst.execute(f"INSERT INTO {db}.t VALUES (3)")
+            assert "164" in str(info.value) and "readonly" in str(info.value)
+            assert "analyst-secret" not in str(info.value) and "analyst-secret" not in repr(analyst)
+            assert analyst.query(f"SELECT a FROM {db}.t").column("a").to_pylist() == [1]
+        finally:
+            analyst.close()
+        columns = _client(stack, f"SELECT name FROM system.columns WHERE database = '{db}' AND table = 't'")
+        assert columns.stdout.split() == ["a"]
+        assert _client(stack, f"SELECT a FROM {db}.t").stdout.split() == ["1"]
+    finally:
+        _client(stack, f"DROP DATABASE IF EXISTS {db}")
