@@ -49,7 +49,7 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-timeout>=2.2", "hypothesis>=6.100", "pandas>=2.1", "polars>=1.0",
-                 "pyyaml>=6"],
+                 "pyyaml>=6", "atheris>=2.3"],
     },
     entry_points={"console_scripts": ["netready=pipeline.cli:run"]},
 )

@@ -13,6 +13,7 @@ changed since the last `take_new_paths()` are landed in `netready.link_paths`.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 _SEP = "\x1f"  # unit separator: validation refuses control characters in names
+log = logging.getLogger("netready.index")
 
 
 @dataclass
@@ -44,6 +46,7 @@ class NameIndex:
         self.link_dc: list[str | None] = []
         self._known = {"site": np.zeros(0, dtype=bool), "dc": np.zeros(0, dtype=bool)}
         self._paths_new: set[int] = set()
+        self.cap_reached: set[str] = set()  # reasons already logged: one line per cap, not per row
 
     def encode(self, table: pa.Table) -> Encoded:
         """Ids for every row of a CLEAN_SCHEMA table, registering new names within the caps."""
@@ -60,6 +63,11 @@ class NameIndex:
         bad = np.flatnonzero((metro_id < 0) | (link_id < 0))
         if len(bad):
             refused[bad] = np.where(metro_id[bad] < 0, "metro_cap", "link_cap")
+            for reason in set(refused[bad].tolist()) - self.cap_reached:
+                self.cap_reached.add(reason)
+                cap, kind = ((self.max_metros, "metros") if reason == "metro_cap" else (self.max_links, "links"))
+                log.warning("%s cap of %d reached ([limits] max_%s): samples of new %s are refused "
+                            "with reason %s; known %s keep flowing", kind[:-1], cap, kind, kind, reason, kind)
             link_id[bad] = -1
             metro_id[bad] = -1
         self._note_paths(table, link_id)
@@ -79,9 +87,11 @@ class NameIndex:
         found = self._link_ids.get(key)
         if found is not None:
             return found
+        if len(self.links) >= self.max_links:
+            return -1  # before the split: under label spam this runs once per distinct new name
         metro, router, link = key.split(_SEP)
         metro_id = self._metro_ids.get(metro, -1)
-        if metro_id < 0 or len(self.links) >= self.max_links:
+        if metro_id < 0:
             return -1
         self._link_ids[key] = len(self.links)
         self.links.append((metro, router, link))

@@ -29,6 +29,7 @@ def decode_table(table: pa.Table, first_index: int, source: str) -> DecodedChunk
 def _batches(batches: Iterator[pa.RecordBatch], source: str, chunk_rows: int) -> Iterator[DecodedChunk]:
     index = 0
     for batch in batches:
+        batch.validate(full=True)  # corrupt buffers or invalid UTF-8 fail here, not deep in a cast
         for start in range(0, batch.num_rows, chunk_rows):
             piece = pa.Table.from_batches([batch.slice(start, chunk_rows)])
             yield decode_table(piece, index, source)
@@ -54,4 +55,8 @@ def decode_parquet(path: str, source: str, chunk_rows: int) -> Iterator[DecodedC
 
 
 def read_ipc_stream(payload: bytes) -> pa.Table:
-    return ipc.open_stream(pa.py_buffer(payload)).read_all()
+    """The whole stream, fully validated: the reader checks only the message framing, and a
+    corrupt buffer offset or invalid UTF-8 would otherwise break (or crash) a later cast."""
+    table = ipc.open_stream(pa.py_buffer(payload)).read_all()
+    table.validate(full=True)
+    return table

@@ -22,7 +22,12 @@ from .rows import RowBuilder
 
 READ_BYTES = 16 << 20
 MAX_LINE_BYTES = 1 << 20
+# orjson refuses JSON nested deeper than this; pyarrow has no limit. A line with more opening
+# brackets than this might be that deep, so its block takes the orjson path (same verdict).
+MAX_DEPTH = 1024
 _NEWLINE = 10
+_OPENERS = (ord("["), ord("{"))
+_BOM = b"\xef\xbb\xbf"  # pyarrow skips a UTF-8 BOM at the start of a block; RFC 8259 allows it
 _FIELDS = [("metro", pa.string()), ("router", pa.string()), ("link", pa.string()),
            ("rtt_us", pa.float64()), ("one_way_us", pa.float64()), ("site", pa.string()),
            ("dc", pa.string()), ("probe", pa.string()), ("carrier", pa.string())]
@@ -70,7 +75,11 @@ class JsonLinesDecoder:
         return chunk if chunk is not None else self.slow(first_line, block)
 
     def _fast(self, first_line: int, block: bytes, ends: np.ndarray) -> DecodedChunk | None:
-        if len(ends) == 0 or np.diff(ends, prepend=-1).max() > self.max_line_bytes:
+        if len(ends) == 0:
+            return None
+        lengths = np.diff(ends, prepend=-1)
+        if (lengths.max() > self.max_line_bytes or _maybe_too_deep(block, ends, lengths)
+                or not _is_utf8(block)):
             return None
         for ts_type in self._ts_types:
             try:
@@ -106,7 +115,7 @@ class JsonLinesDecoder:
                             f"{self.max_line_bytes}; raw truncated", line[:RAW_PREVIEW_BYTES])
                 continue
             try:
-                obj = loads(line)
+                obj = loads(line[3:] if line.startswith(_BOM) else line)
             except decode_error as exc:
                 if not line.strip():
                     continue
@@ -118,6 +127,25 @@ class JsonLinesDecoder:
             else:
                 add(obj, position, line)
         return rows.finish()
+
+
+def _is_utf8(block: bytes) -> bool:
+    """pyarrow's reader copies invalid UTF-8 into string columns (orjson refuses the line)."""
+    try:
+        pc.cast(pa.array([block], pa.binary()), pa.string())
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def _maybe_too_deep(block: bytes, ends: np.ndarray, lengths: np.ndarray) -> bool:
+    """True if some line has more than MAX_DEPTH opening brackets (only long lines can)."""
+    for i in np.flatnonzero(lengths > 2 * MAX_DEPTH):
+        start = int(ends[i]) - int(lengths[i]) + 1
+        line = np.frombuffer(block, np.uint8, count=int(lengths[i]) - 1, offset=start)
+        if np.count_nonzero((line == _OPENERS[0]) | (line == _OPENERS[1])) > MAX_DEPTH:
+            return True
+    return False
 
 
 def json_error(raw: bytes, exc: Exception) -> tuple[str, str]:

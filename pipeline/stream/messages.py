@@ -7,6 +7,7 @@ Lines block and parsed in one go; everything else goes through
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -15,8 +16,10 @@ import pyarrow as pa
 from ..decode.chunk import DecodedChunk, empty_chunk
 from ..decode.jsonl import JsonLinesDecoder
 from ..decode.message import decode_message
-from ..records import CLEAN_SCHEMA
+from ..errors import DecodeError
+from ..records import CLEAN_SCHEMA, Reject
 
+log = logging.getLogger("netready.worker")
 MessageDecoder = Callable[[bytes, str, int], DecodedChunk]
 
 
@@ -27,7 +30,7 @@ def decode_batch(payloads: Sequence[bytes], offsets: Sequence[int], source: str,
         return empty_chunk(source)
     offsets = np.asarray(offsets, dtype=np.int64)
     if custom is not None:
-        return _concat([custom(p, source, int(o)) for p, o in zip(payloads, offsets)], source)
+        return _concat([_guarded(custom, p, source, int(o)) for p, o in zip(payloads, offsets)], source)
     if fmt in ("auto", "json"):
         block = b"\n".join(payloads) + b"\n"
         if len(payloads) == block.count(b"\n") and _all_json_objects(payloads, fmt):
@@ -45,9 +48,23 @@ def decode_batch(payloads: Sequence[bytes], offsets: Sequence[int], source: str,
     done = set(lines)
     for i, payload in enumerate(payloads):
         if i not in done:
-            chunks.append(decode_message(payload, source=source, position=int(offsets[i]), fmt=fmt,
-                                         registry=registry))
+            chunks.append(_guarded(lambda p, s, o: decode_message(p, source=s, position=o, fmt=fmt,
+                                                                  registry=registry),
+                                   payload, source, int(offsets[i])))
     return _concat(chunks, source)
+
+
+def _guarded(decode: MessageDecoder, payload: bytes, source: str, offset: int) -> DecodedChunk:
+    """One message that breaks a decoder is dead-lettered (`decoder_error`), not a crash loop:
+    the worker would replay it forever. DecodeError (e.g. a registry outage) still propagates."""
+    try:
+        return decode(payload, source, offset)
+    except DecodeError:
+        raise
+    except Exception as exc:
+        log.error("decoder failed on %s offset %d: %s: %s", source, offset, type(exc).__name__, exc)
+        return empty_chunk(source, [Reject(source, offset, "decoder_error", f"{type(exc).__name__}: {exc}",
+                                           payload)])
 
 
 def _all_json_objects(payloads: Sequence[bytes], fmt: str) -> bool:
