@@ -99,7 +99,7 @@ def hostile_records(draw, typed: bool = False, int_ts: bool = False, one_way: bo
 
 def mixed(draw, hostile, valid=None) -> tuple[list, list[dict], int]:
     """Interleaved items (valid and hostile), the expected rows, and the number of hostile items."""
-    valid = draw(st.lists(valid or valid_records(), max_size=12))
+    valid = draw(st.lists(valid if valid is not None else valid_records(), max_size=12))
     bad = draw(st.lists(hostile, max_size=12))
     items = [("ok", r) for r in valid] + [("bad", b) for b in bad]
     order = draw(st.permutations(range(len(items))))
@@ -184,10 +184,9 @@ def test_corrupt_arrow_buffers_are_rejected_not_raised():
     good = sink.getvalue()
     assert len(run_target("arrow-message", good, NOW_NS)[0]) == 1
     found = 0
-    for i in range(len(good)):  # every single-byte corruption of the body
-        for value in (0x00, 0x7f, 0xff):
-            rows, rejects = run_target("arrow-message", good[:i] + bytes([value]) + good[i + 1:], NOW_NS)
-            found += any(r.reason == "malformed_arrow" and "offset" in r.detail for r in rejects)
+    for i in range(len(good)):  # every byte set to 0xff in turn (an offset far beyond any buffer)
+        rows, rejects = run_target("arrow-message", good[:i] + b"\xff" + good[i + 1:], NOW_NS)
+        found += any(r.reason == "malformed_arrow" and "offset" in r.detail for r in rejects)
     assert found, "no corruption of a string offset was tried"
 
 
