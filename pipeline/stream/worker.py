@@ -39,11 +39,17 @@ from ..warehouse.base import sql_int, sql_string
 from ..warehouse.migrations import migrate
 from . import state
 from .messages import MessageDecoder, decode_batch
+from .faults import ExitAfterLand
 from .metrics import WorkerMetrics
 from .publish import window_events
 
 log = logging.getLogger("netready.worker")
 OUTLOOK_INTERVAL_S = 60.0  # trajectory and readiness read 30 days: refresh them at most once a minute
+# Commit errors saying this consumer no longer owns its partitions in the group's current
+# generation (its session expired while it was frozen, or the group is completing a rebalance).
+FENCED = frozenset({KafkaError.UNKNOWN_MEMBER_ID, KafkaError.ILLEGAL_GENERATION,
+                    KafkaError.REBALANCE_IN_PROGRESS, KafkaError.FENCED_INSTANCE_ID,
+                    KafkaError._ASSIGNMENT_LOST})
 
 
 @dataclass
@@ -109,6 +115,7 @@ class Worker:
         self._stop = False
         self._paused = False
         self._delivery_errors = 0  # failed deliveries since the last checkpoint flush
+        self._exit_after_land = ExitAfterLand()  # a test hook, off unless its variable is set
         consumer_config = config.kafka.consumer_config(config.group_id)
         consumer_config["partition.assignment.strategy"] = "roundrobin"  # eager: whole-partition handover
         self.consumer = Consumer(consumer_config)
@@ -229,7 +236,7 @@ class Worker:
     def _checkpoint(self, partitions: list[int]) -> None:
         """Land, publish, store state, then commit; any failure leaves the commit undone."""
         parts = {p: self.parts[p] for p in partitions if p in self.parts and self.parts[p].dirty}
-        if not parts:
+        if not parts or not self._still_owner(parts):
             return
         for partition, part in parts.items():
             self._land(part)
@@ -249,6 +256,7 @@ class Worker:
                 "state": [r[2] for r in rows],
             }))
             offsets = [TopicPartition(self.config.topic, p, offset) for p, offset, _ in rows]
+            self._exit_after_land.landed()
             try:
                 self.consumer.commit(offsets=offsets, asynchronous=False)
             except KafkaException as exc:  # e.g. a rebalance took the partition: the next owner replays
@@ -259,6 +267,27 @@ class Worker:
         self.summary.checkpoints += 1
         self.metrics.checkpoints.inc()
         self._update_lag()
+
+    def _still_owner(self, parts: dict[int, _Partition]) -> bool:
+        """Fence before landing: re-commit the offsets already committed. The coordinator accepts
+        that only from a member of the group's current generation, so a worker that was frozen
+        past its session timeout (a zombie) learns here that another worker owns its partitions,
+        before it can land stale windows; its lost-partitions callback then drops their state."""
+        held = [TopicPartition(self.config.topic, p, part.checkpointed_offset)
+                for p, part in parts.items() if part.checkpointed_offset is not None]
+        if not held:
+            return True  # nothing committed yet: the group has never moved these partitions
+        try:
+            self.consumer.commit(offsets=held, asynchronous=False)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.code() in FENCED:
+                log.warning("partitions %s may belong to another worker now (%s): not landing them; "
+                            "their owner resumes from the last commit", sorted(parts), error.str())
+                return False
+            raise SinkError(f"cannot confirm that partitions {sorted(parts)} are still ours: {error.str()}",
+                            retryable=True) from exc
+        return True
 
     def _land(self, part: _Partition) -> None:
         for rows, watermark_ns in part.late:
@@ -293,7 +322,9 @@ class Worker:
                 return
             except SinkError as exc:
                 self.metrics.sink_errors.labels("retryable" if exc.retryable else "fatal").inc()
-                if not exc.retryable:
+                if not exc.retryable:  # retrying cannot help and skipping would lose data: stop
+                    log.critical("fatal sink error, stopping; offsets stay at the last landed "
+                                 "checkpoint: %s", exc)
                     raise
                 if not self._paused:
                     self.consumer.pause(self.consumer.assignment())
@@ -332,8 +363,12 @@ class Worker:
             if offset is None:
                 tp.offset = OFFSET_BEGINNING
         consumer.assign(committed)
+        # librdkafka keeps a partition's pause flag across revoke and re-assign: a partition
+        # paused during an outage and handed back after a lost session would never be fetched.
         if self._paused:
             consumer.pause(committed)
+        else:
+            consumer.resume(committed)
         log.info("assigned partitions %s", sorted(tp.partition for tp in committed))
 
     def _restore(self, partition: int, offset: int | None) -> WindowAggregator:
@@ -370,6 +405,8 @@ class Worker:
         consumer.unassign()
 
     def _on_lost(self, consumer, partitions) -> None:
+        log.warning("partitions %s lost (session expired or fenced): dropping their state; "
+                    "whoever owns them now resumes from the last commit", sorted(tp.partition for tp in partitions))
         for tp in partitions:
             self.parts.pop(tp.partition, None)
 

@@ -12,20 +12,23 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pyarrow as pa
 
-from ..errors import ConfigError, SinkError
+from ..errors import ConfigError
 from .base import Warehouse, table_name
+from .classify import sink_error
 
-# Server error codes worth retrying (network, overload, too many parts, timeouts).
-RETRYABLE_CODES = frozenset({159, 164, 202, 203, 209, 210, 252, 285, 319, 425})
+# Longest wait for the server on an open connection: a silently dropped connection (a network
+# blackhole, a powered-off host) fails after this instead of after the driver's 300 s default.
+TIMEOUT_S = 30.0
 
 
 class ServerWarehouse(Warehouse):
     def __init__(self, host: str, port: int, user: str, password: str, database: str,
-                 secure: bool = False):
+                 secure: bool = False, timeout_s: float = TIMEOUT_S):
         from clickhouse_driver import Client
 
         self._client = Client(host=host, port=port, user=user, password=password,
-                              database="default", secure=secure,
+                              database="default", secure=secure, send_receive_timeout=timeout_s,
+                              connect_timeout=min(10.0, timeout_s),
                               settings={"use_numpy": False, "strings_as_bytes": False})
         scheme = "clickhouses" if secure else "clickhouse"
         self.url_for_display = f"{scheme}://{user}@{host}:{port}/{database}"
@@ -42,8 +45,14 @@ class ServerWarehouse(Warehouse):
         database = (parts.path or "/netready").strip("/") or "netready"
         if database != "netready":
             raise ConfigError("the netready schema lives in database 'netready'")
+        try:
+            timeout_s = float(query.get("timeout_s", [TIMEOUT_S])[0])
+        except ValueError:
+            raise ConfigError("timeout_s in the ClickHouse URL must be a number of seconds") from None
+        if not 0 < timeout_s <= 3600:
+            raise ConfigError("timeout_s in the ClickHouse URL must be in (0, 3600]")
         return cls(parts.hostname or "127.0.0.1", parts.port or (9440 if secure else 9000),
-                   unquote(parts.username or "default"), password, database, secure)
+                   unquote(parts.username or "default"), password, database, secure, timeout_s)
 
     def execute(self, sql: str) -> None:
         self._call(sql)
@@ -74,12 +83,8 @@ class ServerWarehouse(Warehouse):
 
         try:
             return self._client.execute(sql, *args, **kwargs)
-        except errors.ServerException as exc:
-            raise SinkError(f"ClickHouse error {exc.code}: {exc.message.splitlines()[0]}",
-                            retryable=exc.code in RETRYABLE_CODES) from None
-        except (errors.NetworkError, errors.SocketTimeoutError, OSError, EOFError) as exc:
-            raise SinkError(f"ClickHouse unreachable at {self.url_for_display}: "
-                            f"{type(exc).__name__}", retryable=True) from None
+        except (errors.Error, OSError, EOFError) as exc:
+            raise sink_error(exc, self.url_for_display) from None
 
 
 def _password_from_env() -> str:

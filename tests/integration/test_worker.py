@@ -243,7 +243,9 @@ def ctx(stack, tmp_path):
 class WorkerProc:
     """`netready run` as a subprocess, stdout (the --json summary) and stderr (logs) in files."""
 
-    def __init__(self, ctx: Ctx, name: str, *, drain: bool, batch_size: int = 2000):
+    def __init__(self, ctx: Ctx, name: str, *, drain: bool, batch_size: int = 2000,
+                 extra_env: dict[str, str] | None = None):
+        """`extra_env`: more variables for the worker (NETREADY_KAFKA_X_* settings, fault hooks)."""
         self.ctx, self.name = ctx, name
         self.out_path, self.err_path = ctx.tmp / f"{name}.out", ctx.tmp / f"{name}.err"
         cmd = [str(NETREADY), "--clickhouse", ctx.stack["CLICKHOUSE_URL"], "run", "--topic", ctx.topic,
@@ -253,6 +255,7 @@ class WorkerProc:
             cmd.append("--drain")
         env = {k: v for k, v in os.environ.items() if not k.startswith("NETREADY_")}
         env["NETREADY_KAFKA_BOOTSTRAP_SERVERS"] = ctx.bootstrap
+        env.update(extra_env or {})
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=ctx.tmp,
                                          stdin=subprocess.DEVNULL)
