@@ -30,7 +30,6 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 REGRESSION = "NetreadyMetroComplianceRegression"
 N_METROS = 12
 FIRST_PHASE = 10  # windows 0..9 before the restart, 10..19 after
@@ -119,7 +118,9 @@ def _free_port() -> int:
 def _start(stack, args: list[str], log_path: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "pipeline", "--clickhouse", stack["CLICKHOUSE_URL"], "alerts", *args]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(cmd, cwd=REPO, stdout=log_path.open("ab"), stderr=subprocess.STDOUT, env=env)
+    # faust keeps `<app id>-data/` in the working directory: the test's own directory
+    return subprocess.Popen(cmd, cwd=log_path.parent, stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
+                            env=env)
 
 
 def _stop(proc: subprocess.Popen) -> int:
