@@ -244,11 +244,13 @@ class WorkerProc:
     """`netready run` as a subprocess, stdout (the --json summary) and stderr (logs) in files."""
 
     def __init__(self, ctx: Ctx, name: str, *, drain: bool, batch_size: int = 2000,
-                 extra_env: dict[str, str] | None = None):
-        """`extra_env`: more variables for the worker (NETREADY_KAFKA_X_* settings, fault hooks)."""
+                 extra_env: dict[str, str] | None = None, config: Path | None = None):
+        """`extra_env`: more variables for the worker (NETREADY_KAFKA_X_* settings, fault hooks);
+        `config`: a netready.toml."""
         self.ctx, self.name = ctx, name
         self.out_path, self.err_path = ctx.tmp / f"{name}.out", ctx.tmp / f"{name}.err"
-        cmd = [str(NETREADY), "--clickhouse", ctx.stack["CLICKHOUSE_URL"], "run", "--topic", ctx.topic,
+        cmd = [str(NETREADY), *(["--config", str(config)] if config else []),
+               "--clickhouse", ctx.stack["CLICKHOUSE_URL"], "run", "--topic", ctx.topic,
                "--group", ctx.group, "--checkpoint-interval-s", "1", "--batch-size", str(batch_size),
                "--dlq-topic", ctx.dlq, "--windows-topic", ctx.windows, "--json"]
         if drain:
