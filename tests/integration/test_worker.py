@@ -586,9 +586,10 @@ def test_two_workers_rebalance(ctx, workers, rows, messages, expected):
     b = WorkerProc(ctx, "b", drain=False)
     workers.append(b)
     b.wait_log(r"assigned partitions \[[0-9]", 60)
-    rounds = ctx.checkpoint_rounds()
-    ctx.wait_checkpoints(rounds + 2, 60, a, b)  # both keep working after the rebalance
     producer.finish()
+    # Both keep working after the rebalance: everything produced lands and is committed while
+    # they share the group (on a slow machine b may join after the stream ended: still fine).
+    ctx.wait_caught_up(90, a, b)
     a.kill(signal.SIGTERM)
     b.kill(signal.SIGTERM)
     a.wait_ok(60)
