@@ -136,3 +136,35 @@ def test_worker_backs_off_on_retryable_errors_then_resumes(caplog):
     text = caplog.text
     assert text.count("consumption paused") == 2 and "consumption resumed" in text
     worker.consumer.close()
+
+
+def test_worker_waits_for_a_server_that_is_down_at_start(monkeypatch):
+    import pipeline.stream.worker as worker_module
+
+    attempts = []
+
+    def migrate(warehouse):
+        attempts.append(1)
+        if len(attempts) <= 2:
+            raise SinkError("ClickHouse unreachable at test: ConnectionRefusedError", retryable=True)
+
+    monkeypatch.setattr(worker_module, "migrate", migrate)
+    worker = _worker()
+    worker._migrate()
+    assert len(attempts) == 3 and worker.summary.sink_retries == 2
+    assert _metric(worker, "netready_sink_errors_total", kind="retryable") == 2
+    worker.consumer.close()
+
+
+def test_worker_stops_at_start_on_a_fatal_migration_error(monkeypatch):
+    import pipeline.stream.worker as worker_module
+
+    def migrate(warehouse):
+        raise SinkError("ClickHouse error 164: Cannot execute query in readonly mode", retryable=False)
+
+    monkeypatch.setattr(worker_module, "migrate", migrate)
+    worker = _worker()
+    with pytest.raises(SinkError, match="readonly"):
+        worker._migrate()
+    assert _metric(worker, "netready_sink_errors_total", kind="fatal") == 1
+    worker.consumer.close()

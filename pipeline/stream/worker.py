@@ -124,11 +124,11 @@ class Worker:
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> WorkerSummary:
-        migrate(self.warehouse)
-        if self.config.metrics_port is not None:
-            self.metrics.serve(self.config.metrics_port, self.config.metrics_address)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop())
+        if self.config.metrics_port is not None:
+            self.metrics.serve(self.config.metrics_port, self.config.metrics_address)
+        self._migrate()
         self.consumer.subscribe([self.config.topic], on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
         last_checkpoint = time.monotonic()
@@ -337,6 +337,24 @@ class Worker:
                 backoff_s = min(backoff_s * 2, self.config.max_backoff_s)
                 if self._stop:
                     raise
+
+    def _migrate(self) -> None:
+        """Migrations at start, waiting out a server that is down or busy (as landing does later)
+        instead of exiting; a fatal error (e.g. a read-only user) still stops the worker."""
+        backoff_s = 0.5
+        while True:
+            try:
+                migrate(self.warehouse)
+                return
+            except SinkError as exc:
+                self.metrics.sink_errors.labels("retryable" if exc.retryable else "fatal").inc()
+                if not exc.retryable or self._stop:
+                    raise
+                log.warning("migrations failed (%s); retrying in %.1f s", exc, backoff_s)
+                self.summary.sink_retries += 1
+                self.metrics.sink_retries.inc()
+                time.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, self.config.max_backoff_s)
 
     def _idle(self, seconds: float) -> None:
         """Wait while staying in the group: paused partitions return no messages."""

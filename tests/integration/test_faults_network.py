@@ -21,7 +21,6 @@ to it as one JSON line per test.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -37,14 +36,11 @@ from urllib.parse import urlparse
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from faultproxy import FaultProxy
-from pipeline.kafka_config import KafkaSettings
-from pipeline.produce import create_topics
 from test_worker import (METROS, NETREADY, PARTITIONS, STACK_SH, Ctx, LagSampler, PacedProducer,  # noqa: F401
                          WorkerProc, check_final_tables, check_logs, clickhouse, clickhouse_json, ctx, drain,
-                         expected, messages, read_topic, rows, sql_str, workers)
+                         expected, fresh_ctx, messages, read_topic, rows, sql_str, workers)
 
 pytestmark = pytest.mark.integration
 
@@ -276,21 +272,9 @@ def private_clickhouse(stack):
 @pytest.fixture
 def private_ctx(private_clickhouse, tmp_path):
     """Like test_worker's ctx, with the private ClickHouse (fresh `netready` database)."""
-    clickhouse(private_clickhouse, "DROP DATABASE IF EXISTS netready")
     clickhouse(private_clickhouse, "SYSTEM START MERGES")
-    tag = uuid.uuid4().hex[:12]
-    settings = KafkaSettings(bootstrap_servers=private_clickhouse["KAFKA_BOOTSTRAP"], client_id="netready-it-faults")
-    c = Ctx(private_clickhouse, tmp_path, f"it-faults-{tag}", f"it-faults-group-{tag}", f"it-faults-dlq-{tag}",
-            f"it-faults-windows-{tag}", settings)
-    assert create_topics(settings, {c.topic: PARTITIONS, c.dlq: 1, c.windows: PARTITIONS}) == {
-        c.topic: PARTITIONS, c.dlq: 1, c.windows: PARTITIONS}
-    yield c
-    admin = AdminClient(settings.client_config())
-    for future in admin.delete_topics([c.topic, c.dlq, c.windows], operation_timeout=30).values():
-        try:
-            future.result(timeout=60)
-        except Exception:  # cleanup only
-            pass
+    with fresh_ctx(private_clickhouse, tmp_path, "it-faults") as c:
+        yield c
 
 
 # --------------------------------------------------------------------------- 2. ClickHouse errors

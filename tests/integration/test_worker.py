@@ -14,6 +14,7 @@ are spread over partitions nor on where a worker was interrupted.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -218,13 +219,14 @@ class Ctx:
             time.sleep(0.2)
 
 
-@pytest.fixture
-def ctx(stack, tmp_path):
+@contextlib.contextmanager
+def fresh_ctx(stack: dict, tmp: Path, prefix: str = "it-worker"):
+    """A dropped `netready` database on the stack's ClickHouse and fresh topics (deleted after)."""
     clickhouse(stack, "DROP DATABASE IF EXISTS netready")
     tag = uuid.uuid4().hex[:12]
-    settings = KafkaSettings(bootstrap_servers=stack["KAFKA_BOOTSTRAP"], client_id="netready-it-worker")
-    c = Ctx(stack, tmp_path, f"it-worker-{tag}", f"it-worker-group-{tag}", f"it-worker-dlq-{tag}",
-            f"it-worker-windows-{tag}", settings)
+    settings = KafkaSettings(bootstrap_servers=stack["KAFKA_BOOTSTRAP"], client_id=f"netready-{prefix}")
+    c = Ctx(stack, tmp, f"{prefix}-{tag}", f"{prefix}-group-{tag}", f"{prefix}-dlq-{tag}",
+            f"{prefix}-windows-{tag}", settings)
     assert create_topics(settings, {c.topic: PARTITIONS, c.dlq: 1, c.windows: PARTITIONS}) == {
         c.topic: PARTITIONS, c.dlq: 1, c.windows: PARTITIONS}
     yield c
@@ -236,6 +238,12 @@ def ctx(stack, tmp_path):
             future.result(timeout=60)
         except Exception:  # cleanup only
             pass
+
+
+@pytest.fixture
+def ctx(stack, tmp_path):
+    with fresh_ctx(stack, tmp_path) as c:
+        yield c
 
 
 # --------------------------------------------------------------------------- worker process
