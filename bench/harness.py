@@ -23,7 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench import data, e2e, stream
@@ -55,11 +55,18 @@ class Sizes:
     stream_reps: int = 1
     latency_rate: int = 20_000  # samples/s produced with event time = now
     latency_closes: int = 2  # 60 s window closes observed per latency run
+    peer_samples: int = 200_000  # peer/*: one no-late JSON topic (PyFlink: ~1.5 k samples/s here)
+    peer_reps: int = 1
+    scale_quick: bool = False  # scale/*: bench/scaling.py sizes
+    pypeer_samples: int = 20_000  # stream/{netready,faust,quix,bytewax}-*: one no-late topic per format
+    pypeer_reps: int = 3
+    pypeer_faust_reps: int = 1  # faust writes 6 changelog messages per sample: minutes per rep
 
 
 FULL = Sizes(10_000_000, 5, 3, (100, 10_000, 100_000), (100, 10_000), 2_000_000, 3)
 QUICK = Sizes(1_000_000, 2, 1, (100, 10_000), (100,), 200_000, 1,
-              100_000, 100_000, 500_000, 1, 5_000, 1)
+              100_000, 100_000, 500_000, 1, 5_000, 1, peer_samples=100_000, scale_quick=True,
+              pypeer_samples=5_000, pypeer_reps=1)
 
 STREAM_CASES = (  # name, format, rows per message, workers, backend
     ("json-1w", "json", 1, 1, "chdb"),
@@ -98,10 +105,31 @@ def plan(sizes: Sizes) -> list[tuple[str, dict]]:
         cases.append((f"stream/latency-ckpt{interval:g}",
                       {"kind": "latency", "name": f"stream/latency-ckpt{interval:g}", "interval_s": interval,
                        "rate": sizes.latency_rate, "closes": sizes.latency_closes}))
+    cases += [(f"peer/{name}", {"kind": "peer", "name": f"peer/{name}", "peer": peer, "parallelism": par,
+                                "reps": sizes.peer_reps, "no_p99": name.endswith("-counts")})
+              for name, peer, par in (("netready-1w", "netready", 1), ("flink-p1", "flink", 1),
+                                      ("flink-p2", "flink", 2), ("flink-p2-counts", "flink", 2),
+                                      ("clickhouse-sql", "clickhouse", 1))]
+    from bench import scaling
+
+    cases += scaling.plan(sizes.scale_quick, sizes.latency_closes)
+    from bench.peers import pystream
+
+    cases += pystream.cases(sizes.pypeer_samples, sizes.pypeer_reps, sizes.pypeer_faust_reps)
     return cases
 
 
 def baseline_of(name: str) -> str:
+    from bench.peers import pystream
+
+    if pystream.baseline(name):
+        return pystream.baseline(name)
+    if name.startswith("peer/"):
+        return "peer/netready-1w"
+    if name.startswith("scale/"):
+        from bench import scaling
+
+        return scaling.baseline_of(name)
     if name.startswith("stream/"):
         return "stream/json-1w"
     if name.startswith("e2e/"):
@@ -125,6 +153,10 @@ def run_worker(case: str, directory: Path, reps: int) -> dict:
 
 def summarize(name: str, result: dict) -> dict:
     samples = result["samples"]
+    if not result["reps"]:  # a peer that could not run: the row carries the reason
+        return {"name": name, "samples": samples, "samples_per_s": float("nan"), "rates": [],
+                "cpu_s_per_m": float("nan"), "peak_rss_mb": float("nan"), "verified": False,
+                "detail": result}
     rates = [samples / r["wall_s"] for r in result["reps"]]
     cpu = statistics.median(r["cpu_s"] for r in result["reps"])
     rss = result.get("peak_rss_mb") or max(r["rss_mb"] for r in result["reps"])
@@ -180,12 +212,25 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only cases named NAME or starting with NAME (repeatable)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     parser.add_argument("--keep", action="store_true", help="keep the temporary inputs")
+    parser.add_argument("--pypeer-samples", type=int, metavar="N",
+                        help="samples per topic of the Python streaming peer cases (stream/faust-* ...)")
+    parser.add_argument("--peer-samples", type=int, metavar="N",
+                        help="samples of the peer/* topic (netready, PyFlink, ClickHouse SQL)")
+    parser.add_argument("--peer-reps", type=int, metavar="N", help="reps of each peer/* case")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
+    if args.peer_samples or args.peer_reps:
+        sizes = replace(sizes, peer_samples=args.peer_samples or sizes.peer_samples,
+                        peer_reps=args.peer_reps or sizes.peer_reps)
+    if args.pypeer_samples:
+        sizes = replace(sizes, pypeer_samples=args.pypeer_samples)
     wanted = {n for n, _ in plan(sizes)
               if not args.only or any(n == o or n.startswith(o) for o in args.only)}
     # kernel rows need their baseline for the ratio (and netready's output for verification)
     wanted |= {baseline_of(n) for n in wanted if not n.startswith(("e2e/", "stream/"))}
+    from bench.peers import pystream
+
+    wanted |= {pystream.baseline(n) for n in wanted if pystream.baseline(n)}  # the reference windows
     if "links/netready@1k" in wanted:
         wanted.add("kernel/netready")
     if args.quick and not any(o.startswith("stream/latency") for o in args.only):
@@ -201,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     latency: list[dict] = []
     topics: dict[tuple, tuple] = {}  # (format, rows, samples) -> (Topics, produce summary)
+    from bench.peers.reference_topic import PeerTopic
+
+    peer_topic = PeerTopic(sizes.peer_samples)
+    py_peers = pystream.PeerTopics()
     server_box: list = []  # the private ClickHouse server, started on first use
     try:
         dirs: dict[int, Path] = {}
@@ -212,6 +261,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"# {name} ...", file=sys.stderr, flush=True)
             if spec["kind"] == "stream":
                 result = _stream_case(spec, work, topics, server_box)
+            elif spec["kind"] == "peer":
+                from bench.peers import reference_topic
+
+                run = reference_topic.run_netready if spec["peer"] == "netready" else reference_topic.run_peer
+                result = run(spec, work / spec["name"].replace("/", "-"), peer_topic)
+            elif spec["kind"] == "pypeer":
+                result = pystream.run_case(spec, work / spec["name"].replace("/", "-"), py_peers)
+            elif spec["kind"] == "scale":
+                from bench import scaling
+
+                result = scaling.run_case(spec, work / spec["name"].replace("/", "-").replace("@", "-"))
             elif spec["kind"] == "kernel":
                 links = spec["links"]
                 if links not in dirs:
@@ -239,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for t, _ in topics.values():
             t.delete()
+        peer_topic.delete()
+        py_peers.delete()
         for server in server_box:
             server.stop()
         if not args.keep:
@@ -249,6 +311,10 @@ def main(argv: list[str] | None = None) -> int:
         print(table(rows))
     if latency:
         print(("\n" if rows else "") + latency_table(latency))
+    if any(r["name"].startswith("scale/") for r in rows):
+        from bench import scaling
+
+        print("\n" + scaling.report(rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": info, "quick": args.quick, "only": args.only,
                                     "sizes": sizes.__dict__, "rows": rows, "latency": latency},
