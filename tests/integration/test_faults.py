@@ -194,12 +194,15 @@ def test_kill_9_at_random_moments(ctx, workers, rows, messages, expected):
     # partitions_after_start_s: how long the worker, started right after the previous crash,
     # took to get the partitions (the dead member must time out first).
     ends = [c["at"] for c in crashes[1:]] + [float("inf")]
+    level_at_last_crash = crashes[-1]["level"]
     for crash, next_crash_at in zip(crashes, ends):
         at = crash.pop("at")
         recovery_s = progress.recovery_s(crash.pop("level"), at)
         crash["first_commit_after_s"] = (recovery_s if recovery_s is not None and at + recovery_s < next_crash_at
                                          else None)
-    assert crashes[-1]["first_commit_after_s"] is not None, crashes
+    # After the last crash the group commits again, unless the killed worker had already
+    # committed the whole stream (a slow machine: the stream ended before the last kill).
+    assert crashes[-1]["first_commit_after_s"] is not None or level_at_last_crash == len(messages), crashes
     report(ctx, "kill_9_at_random_moments", seed=seed, crashes=crashes, drain_s=drained_s, max_lag=max_lag,
            recovery_after_last_crash_s=crashes[-1]["first_commit_after_s"])
 
