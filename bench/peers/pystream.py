@@ -180,26 +180,11 @@ def run_case(spec: dict, work: Path, state: PeerTopics) -> dict:
 
 
 def _run_netready(spec: dict, work: Path, topics: stream.Topics, produced: dict, state: PeerTopics) -> dict:
-    reps, problems = [], []
-    n = produced["samples"]
-    for rep in range(spec["reps"]):
-        rep_dir = work / f"rep{rep}"
-        rep_dir.mkdir(parents=True, exist_ok=True)
-        url = f"chdb:{rep_dir / 'chdb'}"
-        result = stream.run_workers([url], topics, topics.group(f"netready-{spec['format']}-{rep}"), rep_dir)
-        late = sum(s["late"] for s in result["summaries"])
-        if late:
-            problems.append(f"rep {rep}: {late} samples late; the peer data must have none")
-        windows = windows_check.netready_windows(url, rep_dir)
-        reference = state.reference.setdefault(spec["format"], windows)
-        if windows != reference:
-            problems.append(f"rep {rep}: netready's windows differ from its first rep")
-        reps.append({k: result[k] for k in ("wall_s", "cpu_s", "rss_mb")})
-    landed = sum(v[0] for k, v in state.reference[spec["format"]].items() if k[2] == 60)
-    if landed != n:
-        problems.append(f"landed {landed} samples in 60 s windows, produced {n}")
-    return {"case": f"stream/netready-{spec['format']}", "samples": n, "produced": produced, "reps": reps,
-            "windows": len(state.reference[spec["format"]]), "verified": not problems, "problems": problems}
+    n, fmt = produced["samples"], spec["format"]
+    reps, state.reference[fmt], problems = windows_check.netready_reps(
+        topics, spec["reps"], work, f"netready-{fmt}", n, state.reference.get(fmt))
+    return {"case": f"stream/netready-{fmt}", "samples": n, "produced": produced, "reps": reps,
+            "windows": len(state.reference[fmt]), "verified": not problems, "problems": problems}
 
 
 # ---------------------------------------------------------------- one peer

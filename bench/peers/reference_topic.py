@@ -47,25 +47,10 @@ class PeerTopic:
 def run_netready(spec: dict, work: Path, topic: PeerTopic) -> dict:
     topics = topic.ensure_topic()
     work.mkdir(parents=True, exist_ok=True)
-    reps, problems = [], []
-    for rep in range(spec["reps"]):
-        rep_dir = work / f"rep{rep}"
-        rep_dir.mkdir(parents=True, exist_ok=True)
-        url = f"chdb:{rep_dir / 'chdb'}"
-        result = stream.run_workers([url], topics, topics.group(f"peer-netready-{rep}"), rep_dir)
-        late = sum(s["late"] for s in result["summaries"])
-        if late:
-            problems.append(f"rep {rep}: {late} samples late; the peer data should have none")
-        windows = windows_check.netready_windows(url, rep_dir)
-        if topic.reference is None:
-            topic.reference = windows
-        elif windows != topic.reference:
-            problems.append(f"rep {rep}: netready's windows differ from its first rep")
-        reps.append({k: result[k] for k in ("wall_s", "cpu_s", "rss_mb")})
-    landed = sum(v[0] for k, v in topic.reference.items() if k[2] == 60)
-    if landed != topic.produced["samples"]:
-        problems.append(f"landed {landed} samples in 60 s windows, produced {topic.produced['samples']}")
-    return {"case": spec["name"], "samples": topic.produced["samples"], "produced": topic.produced,
+    n = topic.produced["samples"]
+    reps, topic.reference, problems = windows_check.netready_reps(
+        topics, spec["reps"], work, "peer-netready", n, topic.reference)
+    return {"case": spec["name"], "samples": n, "produced": topic.produced,
             "reps": reps, "windows": len(topic.reference), "verified": not problems, "problems": problems}
 
 

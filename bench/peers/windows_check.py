@@ -37,6 +37,36 @@ def scenario(samples: int):
                           late_share=0.0)
 
 
+def netready_reps(topics, reps: int, work: Path, group_prefix: str, produced_samples: int,
+                  reference: dict | None) -> tuple[list[dict], dict, list[str]]:
+    """`netready run --drain` `reps` times over the peer topic, each into a fresh chdb directory.
+
+    Returns the per-rep figures, netready's windows (the reference every peer is checked against:
+    `reference` if given, else the first rep's) and the problems found: late samples (peer data
+    has none by construction), a rep differing from the reference, landed != produced."""
+    from bench import stream
+
+    figures, problems = [], []
+    for rep in range(reps):
+        rep_dir = work / f"rep{rep}"
+        rep_dir.mkdir(parents=True, exist_ok=True)
+        url = f"chdb:{rep_dir / 'chdb'}"
+        result = stream.run_workers([url], topics, topics.group(f"{group_prefix}-{rep}"), rep_dir)
+        late = sum(s["late"] for s in result["summaries"])
+        if late:
+            problems.append(f"rep {rep}: {late} samples late; the peer data must have none")
+        windows = netready_windows(url, rep_dir)
+        if reference is None:
+            reference = windows
+        elif windows != reference:
+            problems.append(f"rep {rep}: netready's windows differ from its first rep")
+        figures.append({k: result[k] for k in ("wall_s", "cpu_s", "rss_mb")})
+    landed = sum(v[0] for k, v in reference.items() if k[2] == 60)
+    if landed != produced_samples:
+        problems.append(f"landed {landed} samples in 60 s windows, produced {produced_samples}")
+    return figures, reference, problems
+
+
 def netready_windows(url: str, cwd: Path) -> dict[Key, tuple[int, int, float]]:
     """netready's landed metro windows: key -> (samples, under_threshold, p99_us).
 
