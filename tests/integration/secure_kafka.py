@@ -118,27 +118,34 @@ class SecureKafka:
         return self.dir / "kafka.out"
 
     def start(self) -> "SecureKafka":
-        libs = kafka_libs()
         self.certs = make_certificates(self.dir / "certs")
         self.password_file.write_text(self.password + "\n")
         self.password_file.chmod(0o600)
         config = self._write_config()
-        java = ["java", "-Xms128m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+        self._format(config, "--add-scram", f"SCRAM-SHA-512=[name={BROKER_USER},password={self._broker_password}]",
+                     "--add-scram", f"SCRAM-SHA-512=[name={USER},password={self.password}]")
+        self._launch(config)
+        self._wait_ready()
+        return self
+
+    def _java(self) -> list[str]:
+        return ["java", "-Xms128m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
                 "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={self._write_log4j()}",
-                "-cp", f"{libs}/*"]
+                "-cp", f"{kafka_libs()}/*"]
+
+    def _format(self, config: Path, *extra: str) -> None:
+        java = self._java()
         cluster_id = subprocess.run(java + ["kafka.tools.StorageTool", "random-uuid"], capture_output=True,
                                     text=True, timeout=60, check=True).stdout.split()[-1]
         fmt = subprocess.run(java + ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config),
-                                     "--add-scram", f"SCRAM-SHA-512=[name={BROKER_USER},password={self._broker_password}]",
-                                     "--add-scram", f"SCRAM-SHA-512=[name={USER},password={self.password}]"],
-                             capture_output=True, text=True, timeout=60)
+                                     *extra], capture_output=True, text=True, timeout=60)
         if fmt.returncode != 0:
             raise RuntimeError(f"kafka storage format failed: {fmt.stdout[-2000:]} {fmt.stderr[-2000:]}")
+
+    def _launch(self, config: Path) -> None:
         with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen(java + ["kafka.Kafka", str(config)], stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
-        self._wait_ready()
-        return self
+            self.proc = subprocess.Popen(self._java() + ["kafka.Kafka", str(config)], stdout=out,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

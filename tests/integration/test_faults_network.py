@@ -1,4 +1,4 @@
-"""Fault matrix, part B: the network between the worker and ClickHouse, ClickHouse answering
+"""Fault matrix, part B: the network between the worker and its servers, ClickHouse answering
 errors, and ClickHouse's disk filling up, against the real servers.
 
 Each test streams the scenario of test_worker.py through a live worker, injects its fault, lets the
@@ -9,11 +9,10 @@ landed: every window the committed messages closed is in ClickHouse and equal to
 Recovery time and maximum lag are printed and, when NETREADY_FAULT_REPORT names a file, appended
 to it as one JSON line per test.
 
-- The network faults go through `faultproxy.FaultProxy` between the worker and ClickHouse. Kafka is
-  not proxied: the broker advertises its own listener (127.0.0.1:19092), so a client that
-  bootstraps through a proxy is sent straight to the broker for every fetch and commit; proxying
-  Kafka needs a second advertised listener pointing at the proxy, which the one-listener stack
-  does not have.
+- The network faults go through `faultproxy.FaultProxy`: between the worker and ClickHouse (the
+  worker's ClickHouse URL points at the proxy), and between every Kafka client and a private
+  broker (`proxied_kafka.ProxiedKafka` listens on one port and advertises the proxy's, so
+  bootstrap, fetch, produce, the group coordinator and commits all cross the proxy).
 - ClickHouse errors and the full disk use a private ClickHouse server started with
   scripts/stack.sh in its own directory and ports, with its data directory on a small tmpfs
   (mounted here: the tests run as root, as CI does) and merge-tree settings under `config.d/` that
@@ -38,6 +37,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from faultproxy import FaultProxy
+from proxied_kafka import ProxiedKafka
 from test_worker import (METROS, NETREADY, PARTITIONS, STACK_SH, Ctx, LagSampler, PacedProducer,  # noqa: F401
                          WorkerProc, check_final_tables, check_logs, clickhouse, clickhouse_json, ctx, drain,
                          expected, fresh_ctx, messages, read_topic, rows, sql_str, workers)
@@ -230,6 +230,47 @@ def test_delay_blackhole_and_resets_between_worker_and_clickhouse(ctx, workers, 
         stopped = finish(ctx, worker, producer, workers, expected, rows, lag)
     assert stopped["sink_retries"] >= retries
     report(ctx, "network_delay_blackhole_resets", "recovered_after_heal_s")
+
+
+@pytest.mark.timeout(300)
+def test_delay_blackhole_and_resets_between_clients_and_kafka(stack, tmp_path, workers, rows, messages, expected):
+    """Every Kafka connection of the worker and of the producer crosses the proxy (a private
+    broker advertises the proxy's port): 300 ms delay, a 15 s blackhole, 8 s of resets. The
+    idempotent producer and the worker's consumer, fencing commit and offset commits retry; the
+    worker never lands a window twice nor commits past what landed; final tables exact."""
+    broker_port = free_port()
+    with FaultProxy("127.0.0.1", broker_port) as proxy:
+        kafka = ProxiedKafka(tmp_path / "kafka", proxy.port, broker_port)
+        try:
+            kafka.start()
+            with fresh_ctx({**stack, "KAFKA_BOOTSTRAP": kafka.bootstrap}, tmp_path, "it-kafka-faults") as ctx:
+                producer = PacedProducer(ctx, messages, duration_s=30)
+                lag = LagSampler(ctx)
+                producer.start()
+                lag.start()
+                worker = WorkerProc(ctx, "worker", drain=False, batch_size=500)
+                workers.append(worker)
+                ctx.wait_checkpoints(1, 60, worker)
+
+                proxy.forward(delay_s=0.3)
+                time.sleep(8)
+                proxy.blackhole()
+                blackhole_at = time.monotonic()
+                sleep_until(blackhole_at + 15)
+                proxy.reset()
+                sleep_until(blackhole_at + 23)
+                assert worker.proc.poll() is None, worker.stderr()[-3000:]
+                assert proxy.resets >= 1  # the clients kept trying through the faults
+                rounds = ctx.checkpoint_rounds()
+                proxy.forward()
+                healed_at = time.monotonic()
+                ctx.wait_checkpoints(rounds + 1, 90, worker)
+                ctx.notes.update(checkpoint_after_heal_s=round(time.monotonic() - healed_at, 1),
+                                 proxy_resets=proxy.resets)
+                finish(ctx, worker, producer, workers, expected, rows, lag)
+                report(ctx, "kafka_network_delay_blackhole_resets", "checkpoint_after_heal_s")
+        finally:
+            kafka.stop()
 
 
 # --------------------------------------------------------------------------- private ClickHouse
