@@ -158,23 +158,28 @@ class SecureKafka:
             self.proc.wait(10)
 
     def _wait_ready(self) -> None:
-        """Until a TLS handshake with our CA succeeds and the broker says it has started."""
-        context = ssl.create_default_context(cafile=str(self.certs.ca))
+        """Until the broker says it has started and answers `_probe` on its client port."""
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"secure broker exited ({self.proc.returncode}):\n{self._log_tail()}")
+                raise RuntimeError(f"broker exited ({self.proc.returncode}):\n{self._log_tail()}")
             if "started (kafka.server.KafkaRaftServer)" in self._server_log():
                 try:
-                    with socket.create_connection((HOST, self.port), timeout=2) as raw, \
-                            context.wrap_socket(raw, server_hostname=HOST):
-                        return
+                    self._probe()
+                    return
                 except OSError:
                     pass
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"secure broker not ready within {START_TIMEOUT_S} s:\n{self._log_tail()}")
+                raise RuntimeError(f"broker not ready within {START_TIMEOUT_S} s:\n{self._log_tail()}")
             time.sleep(0.2)
+
+    def _probe(self) -> None:
+        """A TLS handshake with our CA."""
+        context = ssl.create_default_context(cafile=str(self.certs.ca))
+        with socket.create_connection((HOST, self.port), timeout=2) as raw, \
+                context.wrap_socket(raw, server_hostname=HOST):
+            pass
 
     def _server_log(self) -> str:
         path = self.dir / "server.log"
