@@ -38,7 +38,7 @@ setup(
         "chdb>=3.0",
         "clickhouse-driver>=0.2.9",
         "confluent-kafka>=2.3",
-        "faust-streaming>=0.11",
+        "faust-streaming>=0.15.3,<0.16",  # pipeline/alerts/faust_recovery.py mirrors 0.15.3
         "cramjam>=2.8",  # lets faust (aiokafka) read the lz4/zstd/snappy batches our producers send
         "cython>=3.0",
         "matplotlib>=3.8",

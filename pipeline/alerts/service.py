@@ -7,6 +7,8 @@ Topology:
    internal topic `<app_id>-windows-by-policy`. One partition gives every rule one event-time
    order across metros, which "no data" and national coverage need (they compare metros);
    the volume is one event per metro per minute, far below one partition's capacity.
+   Each forward is acknowledged by the broker before the input event is (retried with
+   backoff until it is), so a send failure can neither lose nor reorder an event.
 2. agent `evaluate` applies `rules.Evaluator` with state in two changelog-backed tables:
    `metro-state` (key `["policy", "metro"]`) and `policy-state` (key policy, plus
    `policy + "\\x1fhistory"` for the coverage history, written only when it changes).
@@ -31,6 +33,7 @@ import orjson
 from ..kafka_config import KafkaSettings
 from .config import ServiceConfig
 from .exceptions import BadWindowEvent
+from .faust_recovery import table_manager_class
 from .metrics import METRICS
 from .model import AlertEvent, WindowEvent
 from .rules import ALERT_NAMES, Evaluator, firing_alerts
@@ -76,6 +79,23 @@ def _queues(cfg: ServiceConfig) -> dict[str, RetryQueue]:
     return queues
 
 
+async def send_acknowledged(topic, key: bytes, value: bytes, max_delay_s: float = 30.0) -> None:
+    """Send one message and wait for the broker's acknowledgement, retrying with backoff.
+
+    The caller's input event is acknowledged (and its offset committed) only after this
+    returns, so an unreachable broker stalls the service instead of dropping messages.
+    """
+    delay_s = 0.5
+    while True:
+        try:
+            await (await topic.send(key=key, value=value))
+            return
+        except Exception as exc:  # faust's ProducerSendError or aiokafka's KafkaError
+            log.warning("sending to %s failed (%s); retrying in %.1f s", topic.get_topic_name(), exc, delay_s)
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, max_delay_s)
+
+
 def durable_table_class():
     """A faust Table whose changelog writes can be awaited.
 
@@ -115,7 +135,7 @@ def build_app(cfg: ServiceConfig):
         web_host=cfg.web_host, web_port=cfg.web_port, topic_partitions=1,
         topic_replication_factor=cfg.replication_factor, consumer_auto_offset_reset="earliest",
         producer_acks=-1, table_standby_replicas=0, broker_client_id=cfg.kafka.client_id + "-alerts",
-        Table=durable_table_class())
+        Table=durable_table_class(), TableManager=table_manager_class())
     windows = app.topic(cfg.windows_topic, key_serializer="raw", value_serializer="raw")
     by_policy = app.topic(f"{cfg.app_id}-windows-by-policy", partitions=1, internal=True,
                           key_serializer="raw", value_serializer="raw")
@@ -151,16 +171,15 @@ def build_app(cfg: ServiceConfig):
             if not family:
                 METRICS.events.labels("other_family").inc()
                 continue
-            await by_policy.send(key=policy, value=value)
+            await send_acknowledged(by_policy, policy, value)
 
     async def deliver(alerts: list[AlertEvent]) -> None:
         for alert in alerts:
             METRICS.transitions.labels(alert.alertname, alert.status).inc()
             log.info("alert %s %s %s: %s", alert.status, alert.alertname,
                      json.dumps(alert.labels, ensure_ascii=False), alert.annotations.get("summary", ""))
-            if alerts_topic is not None:
-                sent = await alerts_topic.send(key=alert.fingerprint.encode(), value=orjson.dumps(alert.to_payload()))
-                await sent  # acknowledged before the state that produced it is recorded
+            if alerts_topic is not None:  # acknowledged before the state that produced it is recorded
+                await send_acknowledged(alerts_topic, alert.fingerprint.encode(), orjson.dumps(alert.to_payload()))
         for queue in queues.values():
             queue.submit(alerts)
 
