@@ -119,8 +119,7 @@ def ingest_paths(paths: Iterable[str | Path], warehouse: Warehouse, config: Inge
         pending.extend(aggregator.take_windows())
         if not force and sum(len(w.links) for w in pending) < LAND_EVERY_LINK_ROWS:
             return
-        for rows, watermark_ns, source in late_rows:
-            lander.land_late(rows, watermark_ns, source)
+        lander.land_late(late_rows)
         late_rows.clear()
         if not pending:
             return

@@ -99,11 +99,18 @@ class Lander:
             "version": pa.array([version or new_version()] * len(paths), type=pa.uint64())}))
         return len(paths)
 
-    def land_late(self, late: pa.Table, watermark_ns: int | None, source: str) -> None:
-        if late.num_rows == 0:
-            return
+    def land_late(self, batches: list[tuple[pa.Table, int | None, str]]) -> None:
+        """Land late samples, given as (rows, watermark_ns when they arrived, source) per batch,
+        in one insert: one insert per consumed batch cost more than the rows themselves."""
+        tables = [self._late_table(rows, watermark_ns, source) for rows, watermark_ns, source in batches
+                  if rows.num_rows]
+        if tables:
+            self.warehouse.insert("late_samples", pa.concat_tables(tables))
+
+    @staticmethod
+    def _late_table(late: pa.Table, watermark_ns: int | None, source: str) -> pa.Table:
         n = late.num_rows
-        self.warehouse.insert("late_samples", pa.table({
+        return pa.table({
             "ts_ns": late["ts_ns"],
             "event_time": pc.cast(pc.divide(late["ts_ns"], NS_PER_S), pa.int64()).cast(
                 pa.timestamp("s", tz="UTC")),
@@ -112,7 +119,7 @@ class Lander:
             "watermark_ns": pa.array([watermark_ns or 0] * n, type=pa.int64()),
             "reason": pa.array(["late: window already emitted"] * n, type=pa.string()),
             "source": pa.array([source] * n, type=pa.string()),
-        }))
+        })
 
     def first_seen(self) -> dict[str, int]:
         rows = self.warehouse.query("SELECT metro, min(first_seen_ns) AS first_seen_ns "

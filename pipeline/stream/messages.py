@@ -21,6 +21,7 @@ from ..records import CLEAN_SCHEMA, Reject
 
 log = logging.getLogger("netready.worker")
 MessageDecoder = Callable[[bytes, str, int], DecodedChunk]
+_NEWLINE, _OPEN_BRACE = ord("\n"), ord("{")
 
 
 def decode_batch(payloads: Sequence[bytes], offsets: Sequence[int], source: str,
@@ -33,9 +34,10 @@ def decode_batch(payloads: Sequence[bytes], offsets: Sequence[int], source: str,
         return _concat([_guarded(custom, p, source, int(o)) for p, o in zip(payloads, offsets)], source)
     if fmt in ("auto", "json"):
         block = b"\n".join(payloads) + b"\n"
-        if len(payloads) == block.count(b"\n") and _all_json_objects(payloads, fmt):
+        data = np.frombuffer(block, dtype=np.uint8)
+        ends = np.flatnonzero(data == _NEWLINE)
+        if len(ends) == len(payloads) and (fmt == "json" or _all_objects(data, ends)):
             # The common case in one go: every message is one line of JSON.
-            ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
             return _reposition(JsonLinesDecoder(source).decode(0, block, ends), offsets)
     lines = [i for i, p in enumerate(payloads)
              if fmt in ("auto", "json") and p[:1] == b"{" and b"\n" not in p]
@@ -67,9 +69,11 @@ def _guarded(decode: MessageDecoder, payload: bytes, source: str, offset: int) -
                                            payload)])
 
 
-def _all_json_objects(payloads: Sequence[bytes], fmt: str) -> bool:
-    """In auto mode only JSON objects may take the bulk path (Avro and Arrow bytes must not)."""
-    return fmt == "json" or all(p[:1] == b"{" for p in payloads)
+def _all_objects(data: np.ndarray, ends: np.ndarray) -> bool:
+    """Every line of the joined block starts with `{`. In auto mode only JSON objects may take
+    the bulk path (Avro and Arrow bytes must not)."""
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    return bool((data[starts] == _OPEN_BRACE).all())
 
 
 def _reposition(chunk: DecodedChunk, offsets: np.ndarray) -> DecodedChunk:

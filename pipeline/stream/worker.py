@@ -25,7 +25,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import pyarrow as pa
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer,
+                             TopicPartition)
 
 from ..aggregate import WindowAggregator
 from ..decode.registry import SchemaRegistry
@@ -153,23 +154,32 @@ class Worker:
         self._stop = True
 
     def _process(self, messages) -> None:
-        by_partition: dict[int, list] = defaultdict(list)
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
+        """Split a consumed batch by partition (offset order within each is kept). Per-message
+        method calls go through `map`: at 100 k+ messages/s the interpreter loop is the cost."""
+        errors = list(map(Message.error, messages))
+        if errors.count(None) != len(errors):
+            for error in errors:
+                if error is not None and error.code() != KafkaError._PARTITION_EOF:
                     log.warning("consumer error: %s", error)
-                continue
-            by_partition[message.partition()].append(message)
-        for partition, batch in by_partition.items():
+            messages = [m for m, error in zip(messages, errors) if error is None]
+        partitions = list(map(Message.partition, messages))
+        if not partitions:
+            return
+        if partitions.count(partitions[0]) == len(partitions):
+            groups = {partitions[0]: messages}
+        else:
+            groups = defaultdict(list)
+            for partition, message in zip(partitions, messages):
+                groups[partition].append(message)
+        for partition, batch in groups.items():
             if partition in self.parts:
                 self._process_partition(partition, batch)
 
     def _process_partition(self, partition: int, batch: list) -> None:
         part = self.parts[partition]
         source = f"{self.config.topic}[{partition}]"
-        payloads = [m.value() for m in batch]
-        offsets = [m.offset() for m in batch]
+        payloads = list(map(Message.value, batch))
+        offsets = list(map(Message.offset, batch))
         empty = []
         if None in payloads:
             empty = [Reject(source, o, "empty_message", "message has no value")
@@ -238,7 +248,10 @@ class Worker:
         parts = {p: self.parts[p] for p in partitions if p in self.parts and self.parts[p].dirty}
         if not parts or not self._still_owner(parts):
             return
-        for partition, part in parts.items():
+        self.lander.land_late([(rows, watermark_ns, self.config.topic)
+                               for part in parts.values() for rows, watermark_ns in part.late])
+        for part in parts.values():
+            part.late.clear()
             self._land(part)
         self.lander.refresh()
         self._delivery_errors = 0
@@ -290,9 +303,6 @@ class Worker:
         return True
 
     def _land(self, part: _Partition) -> None:
-        for rows, watermark_ns in part.late:
-            self.lander.land_late(rows, watermark_ns, self.config.topic)
-        part.late.clear()
         if not part.pending:
             return
         metro_rows, _link_rows = self.lander.land_results(part.pending, part.aggregator.index,
