@@ -7,6 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from .rss import MeasuredPopen
+
 REPO = Path(__file__).resolve().parent.parent
 NETREADY = REPO / ".venv" / "bin" / "netready"
 FORMATS = ("jsonl", "arrow", "parquet")
@@ -30,11 +32,14 @@ def write_inputs(samples: int, directory: Path) -> tuple[dict[str, Path], int]:
     return paths, table.num_rows
 
 
-def wait(proc: subprocess.Popen) -> tuple[int, float, float]:
-    """Exit code, CPU seconds and peak RSS (MB) of one child, from wait4 (not the cumulative RUSAGE_CHILDREN)."""
+def wait(proc: MeasuredPopen) -> tuple[int, float, float]:
+    """Exit code, CPU seconds (wait4, this child only, not the cumulative RUSAGE_CHILDREN) and
+    peak RSS in MB (the child's own VmHWM: see bench/rss.py; NaN if it exited before the first
+    reading)."""
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    peak_mb = proc.high_water.stop()
+    return proc.returncode, usage.ru_utime + usage.ru_stime, float("nan") if peak_mb is None else peak_mb
 
 
 def ingest_once(path: Path, work: Path) -> dict:
@@ -44,7 +49,7 @@ def ingest_once(path: Path, work: Path) -> dict:
            "--reject-file", str(work / "rejects.jsonl")]
     env = {**os.environ, "TQDM_DISABLE": "1"}
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = MeasuredPopen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     out, err = proc.stdout.read(), proc.stderr.read()
     code, cpu_s, rss_mb = wait(proc)
     wall_s = time.perf_counter() - started

@@ -8,7 +8,7 @@
 
 Rates are the median over reps of samples / wall seconds; CPU s per million
 samples is the median CPU time (all threads) of the same reps; peak RSS is the
-child's ru_maxrss from wait4 (kernel cases include their input arrays, shown
+child's own VmHWM (bench/rss.py; kernel cases include their input arrays, shown
 separately in the JSON as rss_input_mb).
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench import data, e2e, stream
+from bench import data, e2e, rss, stream
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -140,7 +140,7 @@ def baseline_of(name: str) -> str:
 
 
 def run_worker(case: str, directory: Path, reps: int) -> dict:
-    proc = subprocess.Popen([str(PYTHON), "-m", "bench.worker", case, str(directory), str(reps)],
+    proc = rss.MeasuredPopen([str(PYTHON), "-m", "bench.worker", case, str(directory), str(reps)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = proc.stdout.read(), proc.stderr.read()
     code, cpu_s, rss_mb = e2e.wait(proc)

@@ -2,8 +2,8 @@
 
 Throughput (`stream/json-1w`, `json-2w`, `arrow-1w`, `json-array-1w`, `json-1w-server`): the
 samples are produced to a fresh 4-partition topic *before* timing, then `netready run --drain`
-worker processes are timed from start to exit (wall until the last exits; CPU and peak RSS from
-wait4). Verified: landed sum(samples) in 60 s metro windows (FINAL) == produced - late.
+worker processes are timed from start to exit (wall until the last exits; CPU from wait4, peak
+RSS from the child's VmHWM, bench/rss.py). Verified: landed sum(samples) in 60 s metro windows (FINAL) == produced - late.
 
 Latency (`stream/latency-ckpt5`, `latency-ckpt1`): a producer thread emits single-record JSON with
 event time = now at a fixed rate while one worker (no drain) lands into a private ClickHouse
@@ -26,6 +26,7 @@ import uuid
 from pathlib import Path
 
 from bench import e2e
+from bench.rss import MeasuredPopen
 
 REPO = Path(__file__).resolve().parent.parent
 NETREADY = REPO / ".venv" / "bin" / "netready"
@@ -124,7 +125,7 @@ def run_workers(urls: list[str], topics: Topics, group: str, work: Path, interva
     started = time.perf_counter()
     for i, url in enumerate(urls):
         out, err = open(work / f"worker{i}.out", "wb"), open(work / f"worker{i}.err", "wb")
-        procs.append(subprocess.Popen(worker_cmd(url, topics, group, interval_s, drain=True),
+        procs.append(MeasuredPopen(worker_cmd(url, topics, group, interval_s, drain=True),
                                       cwd=work, stdout=out, stderr=err, env=env))
     results = []
     for i, proc in enumerate(procs):
@@ -283,7 +284,7 @@ def run_latency(spec: dict, work: Path, server) -> dict:
     producer = RealtimeProducer(topics.telemetry, spec["rate"], prefix)
     producer.start()
     env = {**os.environ, "TQDM_DISABLE": "1"}
-    proc = subprocess.Popen(worker_cmd(server.url, topics, topics.group("lat"), spec["interval_s"],
+    proc = MeasuredPopen(worker_cmd(server.url, topics, topics.group("lat"), spec["interval_s"],
                                        drain=False, metrics_port=port),
                             cwd=work, stdout=open(work / "worker.out", "wb"),
                             stderr=open(work / "worker.err", "wb"), env=env)

@@ -4,7 +4,7 @@ Prints one JSON object: per-rep wall and CPU seconds (CPU counts every thread
 of the process), the RSS after loading the input, and the verification
 against DATA_DIR/ref.npz (written by the `netready` case; the pure-Python
 reference is checked against netready on its own subset). The parent reads
-this process's peak RSS from os.wait4.
+this process's peak RSS (its VmHWM, bench/rss.py).
 """
 from __future__ import annotations
 

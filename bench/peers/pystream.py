@@ -7,7 +7,7 @@ Cases (per format F in `json`, `json-array`):
   keeps netready's landed metro windows (60 s tumbling, 300 s hopping by 60 s) as the reference;
 - `stream/faust-F`, `stream/quix-F`, `stream/bytewax-F`: the peer script (bench/peers/*_peer.py)
   as a subprocess over the same topic, from the beginning to the known sample count or the end
-  of every partition, timed with wait4 (wall, CPU, peak RSS), then its (metro, window_start,
+  of every partition, timed (wall; CPU from wait4; peak RSS, bench/rss.py), then its (metro, window_start,
   window_s) rows are checked against netready's: samples and under_threshold equal, p99 within
   1 % (windows_check.compare). Only a verified peer's speed counts; otherwise the row is
   UNVERIFIED and bench/run exits 1.
@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 from bench import e2e, stream
+from bench.rss import MeasuredPopen
 from bench.peers import window_acc, windows_check
 
 HERE = Path(__file__).resolve().parent
@@ -197,11 +198,11 @@ def peer_cmd(python: Path, peer: str, topics: stream.Topics, group: str, samples
 
 
 def run_once(cmd: list[str], cwd: Path, timeout_s: float = PEER_TIMEOUT_S) -> dict:
-    """Wall, CPU and peak RSS of one peer process (wait4); killed (by its pid) after timeout_s."""
+    """Wall, CPU and peak RSS of one peer process (bench.e2e.wait); killed (by its pid) after timeout_s."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     started = time.perf_counter()
     with open(cwd / "peer.out", "wb") as out, open(cwd / "peer.err", "wb") as err:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, env=env)
+        proc = MeasuredPopen(cmd, cwd=cwd, stdout=out, stderr=err, env=env)
         timer = threading.Timer(timeout_s, lambda: os.kill(proc.pid, signal.SIGKILL))
         timer.start()
         try:
