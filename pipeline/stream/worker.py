@@ -18,8 +18,8 @@ keyed by metro so that a metro's samples meet in one partition.
 A checkpoint also runs as soon as windows are emitted while the worker is caught up
 (its last `consume` returned less than a full batch): in real time a closed window is
 then queryable within a poll of its close instead of up to a checkpoint interval later.
-While it is catching up (full batches) only the interval applies, so backfills are
-not slowed by a checkpoint per batch.
+While it is catching up (full batches), and under `--drain` (a backfill), only the
+interval applies, so a backfill is not slowed by a checkpoint per batch.
 """
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ class Worker:
                 self._process(messages)
                 caught_up = len(messages) < self.config.batch_size
                 if (time.monotonic() - last_checkpoint >= self.config.checkpoint_interval_s
-                        or (caught_up and self._emitted)):
+                        or (caught_up and self._emitted and not self.config.drain)):
                     self._emitted = False
                     self._with_retry(lambda: self._checkpoint(list(self.parts)))
                     last_checkpoint = time.monotonic()
