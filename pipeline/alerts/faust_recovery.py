@@ -9,9 +9,9 @@ committed over the hole. For the alert service that lost whole minutes of window
 after a restart: a metro's compliance streak restarted (a resolve came windows late) and
 coverage windows were finalised with most metros missing (a false coverage alert).
 
-`upstream issue <https://github.com/faust-streaming/faust/issues/596>`_ describes the
-same race; faust's table-less path was fixed the same way in faust-streaming PR #217.
-The partitions are paused from assignment until here, so seeking first is race-free.
+faust-streaming issue #596 describes the same race, and PR #217 once put the seek first in
+the table-less path for this reason (0.15.3 resumes first in both paths). The partitions are
+paused from assignment until here, so seeking before resuming is race-free.
 """
 from __future__ import annotations
 
