@@ -252,14 +252,15 @@ class WorkerProc:
     """`netready run` as a subprocess, stdout (the --json summary) and stderr (logs) in files."""
 
     def __init__(self, ctx: Ctx, name: str, *, drain: bool, batch_size: int = 2000,
-                 extra_env: dict[str, str] | None = None, config: Path | None = None):
+                 extra_env: dict[str, str] | None = None, config: Path | None = None,
+                 checkpoint_interval_s: float = 1):
         """`extra_env`: more variables for the worker (NETREADY_KAFKA_X_* settings, fault hooks);
         `config`: a netready.toml."""
         self.ctx, self.name = ctx, name
         self.out_path, self.err_path = ctx.tmp / f"{name}.out", ctx.tmp / f"{name}.err"
         cmd = [str(NETREADY), *(["--config", str(config)] if config else []),
                "--clickhouse", ctx.stack["CLICKHOUSE_URL"], "run", "--topic", ctx.topic,
-               "--group", ctx.group, "--checkpoint-interval-s", "1", "--batch-size", str(batch_size),
+               "--group", ctx.group, "--checkpoint-interval-s", str(checkpoint_interval_s), "--batch-size", str(batch_size),
                "--dlq-topic", ctx.dlq, "--windows-topic", ctx.windows, "--json"]
         if drain:
             cmd.append("--drain")
@@ -490,6 +491,33 @@ def test_kcat_produced_json_lands_exactly(ctx, workers, rows, messages, expected
     check_logs(workers)
     check_final_tables(ctx, expected, rows.num_rows)
     ctx.notes["drain_s"] = round(elapsed, 1)
+
+
+def test_windows_emitted_while_caught_up_land_without_waiting_for_the_interval(ctx, workers, messages,
+                                                                                 expected):
+    """A real-time worker lands a window when it closes, not at its next interval checkpoint:
+    with a 10-minute interval, closed windows are queryable (and their offsets committed)
+    within seconds, and each landed window is already complete."""
+    kcat_produce(ctx, messages)
+    worker = WorkerProc(ctx, "realtime", drain=False, checkpoint_interval_s=600)
+    workers.append(worker)
+    query = ("SELECT metro, toUnixTimestamp(window_start) AS start, window_s, hop_s, samples, under_threshold "
+             "FROM netready.metro_window FINAL")
+    deadline = time.monotonic() + 90
+    landed: list[dict] = []
+    while not landed and time.monotonic() < deadline:
+        assert worker.proc.poll() is None, worker.stderr()[-3000:]
+        time.sleep(1)
+        try:
+            landed = clickhouse_json(ctx.stack, query)
+        except AssertionError:  # the worker has not created the tables yet
+            landed = []
+    assert landed, f"no window landed within 90 s of a 600 s checkpoint interval:\n{worker.stderr()[-3000:]}"
+    assert ctx.checkpoint_rounds() >= 1
+    for row in landed:
+        key = (row["metro"], int(row["start"]), int(row["window_s"]), int(row["hop_s"]))
+        assert key in expected and (int(row["samples"]), int(row["under_threshold"])) == expected[key][:2], row
+    assert len(landed) < len(expected)  # windows still open (no drain) have not landed
 
 
 @pytest.mark.timeout(180)
