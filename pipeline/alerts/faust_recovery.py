@@ -64,3 +64,35 @@ def table_manager_class() -> type:
             return self._recovery
 
     return SeekFirstTableManager
+
+
+def watch_for_stalled_input(app, check_s: float = 10.0) -> None:
+    """Re-seek an input partition that recovery left idle: it has messages past its committed
+    offset, yet nothing has been read from it since the seek to that offset, over two checks.
+
+    A fetch that never resumed after recovery has been seen once (in about a dozen restarts on
+    a backlog); seeking a partition nothing is read from cannot drop records, so this is safe.
+    """
+    idle_checks: dict = {}
+
+    @app.timer(interval=check_s)
+    async def unstick() -> None:
+        consumer = app.consumer
+        if app.rebalancing or app.in_recovery:
+            idle_checks.clear()
+            return
+        tps = [tp for tp in consumer.assignment()
+               if not app.tables.recovery._is_changelog_tp(tp) and tp not in consumer._paused_partitions]
+        if not tps:
+            return
+        highwaters = await consumer.highwaters(*tps)
+        for tp in tps:
+            committed, read = consumer._committed_offset.get(tp), consumer._read_offset.get(tp)
+            behind = committed is not None and read == committed and (highwaters.get(tp) or 0) > committed
+            idle_checks[tp] = idle_checks.get(tp, 0) + 1 if behind else 0
+            if idle_checks[tp] >= 2:
+                app.log.warning("input %s[%d] has messages after offset %d but none was read for %.0f s "
+                                "after recovery; seeking it again", tp.topic, tp.partition, committed,
+                                check_s * idle_checks[tp])
+                await consumer.seek(tp, committed)
+                idle_checks[tp] = 0

@@ -33,7 +33,7 @@ import orjson
 from ..kafka_config import KafkaSettings
 from .config import ServiceConfig
 from .exceptions import BadWindowEvent
-from .faust_recovery import table_manager_class
+from .faust_recovery import table_manager_class, watch_for_stalled_input
 from .metrics import METRICS
 from .model import AlertEvent, WindowEvent
 from .rules import ALERT_NAMES, Evaluator, firing_alerts
@@ -79,18 +79,22 @@ def _queues(cfg: ServiceConfig) -> dict[str, RetryQueue]:
     return queues
 
 
-async def send_acknowledged(topic, key: bytes, value: bytes, max_delay_s: float = 30.0) -> None:
+async def send_acknowledged(topic, key: bytes, value: bytes, max_delay_s: float = 30.0,
+                            ack_timeout_s: float = 30.0) -> None:
     """Send one message and wait for the broker's acknowledgement, retrying with backoff.
 
     The caller's input event is acknowledged (and its offset committed) only after this
-    returns, so an unreachable broker stalls the service instead of dropping messages.
+    returns, so an unreachable broker stalls the service instead of dropping messages. An
+    acknowledgement that does not come within `ack_timeout_s` is a failure too: the message
+    is sent again (a duplicate is harmless: replayed window events are stale to the rules,
+    repeated alert messages carry the same fingerprint and status).
     """
     delay_s = 0.5
     while True:
         try:
-            await (await topic.send(key=key, value=value))
+            await asyncio.wait_for(await topic.send(key=key, value=value), ack_timeout_s)
             return
-        except Exception as exc:  # faust's ProducerSendError or aiokafka's KafkaError
+        except Exception as exc:  # faust's ProducerSendError, aiokafka's KafkaError, a timeout
             log.warning("sending to %s failed (%s); retrying in %.1f s", topic.get_topic_name(), exc, delay_s)
             await asyncio.sleep(delay_s)
             delay_s = min(delay_s * 2, max_delay_s)
@@ -141,6 +145,7 @@ def build_app(cfg: ServiceConfig):
                           key_serializer="raw", value_serializer="raw")
     alerts_topic = (app.topic(cfg.alerts_topic, partitions=1, key_serializer="raw", value_serializer="raw")
                     if cfg.alerts_topic else None)
+    watch_for_stalled_input(app)
     metro_table = app.Table("metro-state", partitions=1)
     policy_table = app.Table("policy-state", partitions=1)
     evaluator = Evaluator(cfg.rules)
